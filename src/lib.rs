@@ -1,0 +1,9 @@
+//! bitprop: train binary neural networks on any GPU through wgpu, with
+//! packed-bit XNOR-popcount kernels in the forward pass.
+
+pub mod gpu;
+pub mod ops;
+pub mod tensor;
+
+pub use gpu::Gpu;
+pub use tensor::{DType, Tensor};

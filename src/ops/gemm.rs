@@ -1,0 +1,395 @@
+//! GEMMs: XNOR-popcount over packed bits, and f32 with transposed variants.
+
+use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::kernel;
+use crate::tensor::{DType, Tensor};
+
+use super::pack::{BitLayout, PackedBits};
+use super::unused;
+
+/// How a GEMM kernel is launched: which entry point and its block sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum GemmVariant {
+    /// Register block of `rm x rn` outputs per invocation, `wg` lanes, no workgroup memory.
+    Block { wg: u32, rm: u32, rn: u32 },
+    /// 64 x 64 output tiles through workgroup memory, 256 lanes.
+    Tiled,
+}
+
+impl GemmVariant {
+    pub fn name(&self) -> String {
+        match self {
+            GemmVariant::Block { wg, rm, rn } => format!("block{rm}x{rn}/wg{wg}"),
+            GemmVariant::Tiled => "tiled64".to_string(),
+        }
+    }
+
+    /// The default for an adapter: CPU adapters pay dearly for barriers.
+    pub fn default_for(gpu: &Gpu) -> GemmVariant {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu {
+            GemmVariant::Block {
+                wg: 64,
+                rm: 8,
+                rn: 2,
+            }
+        } else {
+            GemmVariant::Tiled
+        }
+    }
+
+    /// Candidates an autotune tries.
+    pub fn candidates() -> Vec<GemmVariant> {
+        let mut v = vec![GemmVariant::Tiled];
+        for (rm, rn) in [(4, 4), (8, 2), (8, 4), (4, 2), (8, 1)] {
+            for wg in [32, 64] {
+                v.push(GemmVariant::Block { wg, rm, rn });
+            }
+        }
+        v
+    }
+
+    fn grid(&self, m: usize, n: usize) -> (u32, u32) {
+        match *self {
+            GemmVariant::Block { wg, rm, rn } => (
+                n.div_ceil((wg * rn) as usize) as u32,
+                m.div_ceil(rm as usize) as u32,
+            ),
+            GemmVariant::Tiled => (n.div_ceil(64) as u32, m.div_ceil(64) as u32),
+        }
+    }
+
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        match *self {
+            GemmVariant::Block { wg, rm, rn } => {
+                vec![("WG", wg as f64), ("RM", rm as f64), ("RN", rn as f64)]
+            }
+            GemmVariant::Tiled => vec![],
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct XnorParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    kw: u32,
+    has_scale: u32,
+    groups_x: u32,
+    groups: u32,
+    _pad: u32,
+}
+
+const XNOR_ROWS: Kernel = kernel!(
+    "gemm/xnor_gemm.wgsl",
+    "xnor_gemm_rows",
+    [Read, Read, Read, ReadWrite]
+);
+const XNOR_COLS: Kernel = kernel!(
+    "gemm/xnor_gemm.wgsl",
+    "xnor_gemm_cols",
+    [Read, Read, Read, ReadWrite]
+);
+const XNOR_TILED: Kernel = kernel!(
+    "gemm/xnor_gemm.wgsl",
+    "xnor_gemm_tiled",
+    [Read, Read, Read, ReadWrite]
+);
+
+/// XNOR-popcount GEMM: `c[m, n] = scale[n] * (k - 2 * popcount(a[m] xor b[n]))`,
+/// the dot product of two {-1, +1} vectors of length k.
+/// `a` must be row-major; `b` either layout (the tiled variant needs row-major `b`).
+pub fn xnor_gemm(
+    gpu: &Gpu,
+    a: &PackedBits,
+    b: &PackedBits,
+    scale: Option<&Tensor>,
+    variant: GemmVariant,
+) -> Result<Tensor, GpuError> {
+    assert_eq!(a.k, b.k, "xnor_gemm: a has k = {}, b has k = {}", a.k, b.k);
+    assert_eq!(a.layout, BitLayout::RowMajor, "xnor_gemm: a must be row-major");
+    let (m, n) = (a.rows, b.rows);
+    if let Some(s) = scale {
+        assert_eq!(s.numel(), n, "xnor_gemm: scale {s:?} must have {n} elements");
+    }
+    let kernel = match (variant, b.layout) {
+        (GemmVariant::Tiled, BitLayout::RowMajor) => &XNOR_TILED,
+        (GemmVariant::Tiled, BitLayout::WordMajor) => {
+            panic!("xnor_gemm: the tiled variant needs row-major b")
+        }
+        (_, BitLayout::RowMajor) => &XNOR_ROWS,
+        (_, BitLayout::WordMajor) => &XNOR_COLS,
+    };
+    let c = Tensor::empty(gpu, &[m, n], DType::F32)?;
+    let (gx, gy) = variant.grid(m, n);
+    let groups = gx as u64 * gy as u64;
+    let params = XnorParams {
+        m: m as u32,
+        n: n as u32,
+        k: a.k as u32,
+        kw: a.kw() as u32,
+        has_scale: scale.is_some() as u32,
+        groups_x: gx,
+        groups: groups as u32,
+        _pad: 0,
+    };
+    let scale_binding = scale.map(|s| s.binding()).unwrap_or(unused(&a.words));
+    gpu.launch(
+        kernel,
+        &variant.constants(),
+        &params,
+        &[a.words.binding(), b.words.binding(), scale_binding, c.binding()],
+        gpu.grid(groups),
+    );
+    Ok(c)
+}
+
+/// CPU reference of [`xnor_gemm`] on row-major packed words.
+pub fn xnor_gemm_cpu(
+    a: &[u32],
+    b: &[u32],
+    m: usize,
+    n: usize,
+    k: usize,
+    scale: Option<&[f32]>,
+) -> Vec<f32> {
+    let kw = k.div_ceil(32);
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let pop: u32 = (0..kw)
+                .map(|w| (a[i * kw + w] ^ b[j * kw + w]).count_ones())
+                .sum();
+            let v = k as i32 - 2 * pop as i32;
+            c[i * n + j] = v as f32 * scale.map_or(1.0, |s| s[j]);
+        }
+    }
+    c
+}
+
+/// Multi-threaded CPU XNOR GEMM on u64 words (the benchmark's CPU side):
+/// `a` is `[m, kw64]`, `b` is `[n, kw64]`, returns the integer dot products.
+pub fn xnor_gemm_cpu_u64(a: &[u64], b: &[u64], m: usize, n: usize, k: usize) -> Vec<i32> {
+    let kw = k.div_ceil(64);
+    let mut c = vec![0i32; m * n];
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let rows_per = m.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (t, chunk) in c.chunks_mut(rows_per * n).enumerate() {
+            s.spawn(move || {
+                let i0 = t * rows_per;
+                for (di, row) in chunk.chunks_mut(n).enumerate() {
+                    let ar = &a[(i0 + di) * kw..(i0 + di + 1) * kw];
+                    for (j, out) in row.iter_mut().enumerate() {
+                        let br = &b[j * kw..(j + 1) * kw];
+                        *out = k as i32 - 2 * popcount_xor(ar, br) as i32;
+                    }
+                }
+            });
+        }
+    });
+    c
+}
+
+/// popcount(a xor b) over equal-length word slices, with the CPU's vector
+/// popcount where it has one.
+pub fn popcount_xor(a: &[u64], b: &[u64]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512vpopcntdq") && std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the features were detected at run time.
+            return unsafe { popcount_xor_avx512(a, b) };
+        }
+        if std::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the feature was detected at run time.
+            return unsafe { popcount_xor_popcnt(a, b) };
+        }
+    }
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+unsafe fn popcount_xor_avx512(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn popcount_xor_popcnt(a: &[u64], b: &[u64]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+/// Row-major u32 packed words to u64 words (two u32 words per u64, little-endian).
+pub fn words_to_u64(words: &[u32], rows: usize, k: usize) -> Vec<u64> {
+    let kw32 = k.div_ceil(32);
+    let kw64 = k.div_ceil(64);
+    let mut out = vec![0u64; rows * kw64];
+    for r in 0..rows {
+        for j in 0..kw32 {
+            out[r * kw64 + j / 2] |= (words[r * kw32 + j] as u64) << (32 * (j % 2));
+        }
+    }
+    out
+}
+
+/// How an f32 GEMM operand is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trans {
+    /// As stored.
+    N,
+    /// Transposed.
+    T,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct F32Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_sm: u32,
+    a_sk: u32,
+    b_sk: u32,
+    b_sn: u32,
+    has_scale: u32,
+    has_bias: u32,
+    accumulate: u32,
+    groups_x: u32,
+    groups: u32,
+}
+
+const F32_BLOCK: Kernel = kernel!(
+    "gemm/f32_gemm.wgsl",
+    "f32_gemm_block",
+    [Read, Read, Read, Read, ReadWrite]
+);
+const F32_TILED: Kernel = kernel!(
+    "gemm/f32_gemm.wgsl",
+    "f32_gemm_tiled",
+    [Read, Read, Read, Read, ReadWrite]
+);
+
+/// Optional epilogue of an f32 GEMM: `c = acc * scale[n] + bias[n] (+ c)`.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub scale: Option<&'a Tensor>,
+    pub bias: Option<&'a Tensor>,
+    /// Add into `out` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// `op(a) * op(b)` for 2-D tensors, `op` chosen by `ta` / `tb`; writes `out`
+/// (`[m, n]`) or a new tensor.
+#[allow(clippy::too_many_arguments)]
+pub fn f32_gemm(
+    gpu: &Gpu,
+    a: &Tensor,
+    ta: Trans,
+    b: &Tensor,
+    tb: Trans,
+    epilogue: Epilogue,
+    out: Option<&Tensor>,
+    variant: GemmVariant,
+) -> Result<Tensor, GpuError> {
+    let (ar, ac) = (a.shape()[0], a.shape()[1]);
+    let (br, bc) = (b.shape()[0], b.shape()[1]);
+    let (m, k, a_sm, a_sk) = match ta {
+        Trans::N => (ar, ac, ac, 1),
+        Trans::T => (ac, ar, 1, ac),
+    };
+    let (kb, n, b_sk, b_sn) = match tb {
+        Trans::N => (br, bc, bc, 1),
+        Trans::T => (bc, br, 1, bc),
+    };
+    assert_eq!(k, kb, "f32_gemm: inner dimensions differ ({:?} {ta:?} x {:?} {tb:?})", a.shape(), b.shape());
+    let c = match out {
+        Some(o) => {
+            assert_eq!(o.shape(), [m, n], "f32_gemm: out is {:?}, product is [{m}, {n}]", o.shape());
+            o.clone()
+        }
+        None => {
+            assert!(!epilogue.accumulate, "f32_gemm: accumulate needs an out tensor");
+            Tensor::empty(gpu, &[m, n], DType::F32)?
+        }
+    };
+    let (kernel, (gx, gy)) = match variant {
+        GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
+        _ => (&F32_BLOCK, variant.grid(m, n)),
+    };
+    let groups = gx as u64 * gy as u64;
+    let params = F32Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        a_sm: a_sm as u32,
+        a_sk: a_sk as u32,
+        b_sk: b_sk as u32,
+        b_sn: b_sn as u32,
+        has_scale: epilogue.scale.is_some() as u32,
+        has_bias: epilogue.bias.is_some() as u32,
+        accumulate: epilogue.accumulate as u32,
+        groups_x: gx,
+        groups: groups as u32,
+    };
+    gpu.launch(
+        kernel,
+        &variant.constants(),
+        &params,
+        &[
+            a.binding(),
+            b.binding(),
+            epilogue.scale.map_or(unused(a), |s| s.binding()),
+            epilogue.bias.map_or(unused(a), |s| s.binding()),
+            c.binding(),
+        ],
+        gpu.grid(groups),
+    );
+    Ok(c)
+}
+
+/// CPU reference of [`f32_gemm`] (f64 accumulation).
+#[allow(clippy::too_many_arguments)]
+pub fn f32_gemm_cpu(
+    a: &[f32],
+    a_shape: [usize; 2],
+    ta: Trans,
+    b: &[f32],
+    b_shape: [usize; 2],
+    tb: Trans,
+    scale: Option<&[f32]>,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let at = |i: usize, kk: usize| match ta {
+        Trans::N => a[i * a_shape[1] + kk],
+        Trans::T => a[kk * a_shape[1] + i],
+    };
+    let bt = |kk: usize, j: usize| match tb {
+        Trans::N => b[kk * b_shape[1] + j],
+        Trans::T => b[j * b_shape[1] + kk],
+    };
+    let (m, k) = match ta {
+        Trans::N => (a_shape[0], a_shape[1]),
+        Trans::T => (a_shape[1], a_shape[0]),
+    };
+    let n = match tb {
+        Trans::N => b_shape[1],
+        Trans::T => b_shape[0],
+    };
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let s: f64 = (0..k).map(|kk| at(i, kk) as f64 * bt(kk, j) as f64).sum();
+            let mut v = s as f32;
+            if let Some(sc) = scale {
+                v *= sc[j];
+            }
+            if let Some(bi) = bias {
+                v += bi[j];
+            }
+            c[i * n + j] = v;
+        }
+    }
+    c
+}

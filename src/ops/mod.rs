@@ -1,0 +1,17 @@
+//! Kernel families: each file holds the host side of one WGSL family and the
+//! CPU reference that tests (and the CPU runtime) compare against.
+
+pub mod gemm;
+pub mod pack;
+
+use crate::gpu::{Binding, Gpu};
+
+/// Workgroups needed to cover `n` invocations in groups of `wg`.
+pub(crate) fn groups_for(gpu: &Gpu, n: usize, wg: u32) -> [u32; 3] {
+    gpu.grid((n as u64).div_ceil(wg as u64))
+}
+
+/// A binding the kernel never reads, for optional operands (any read-only tensor).
+pub(crate) fn unused(t: &crate::Tensor) -> Binding<'_> {
+    t.binding()
+}

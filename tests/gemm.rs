@@ -1,0 +1,188 @@
+//! Packing and GEMM kernels against their CPU references on edge sizes.
+
+mod common;
+
+use bitprop::ops::gemm::{
+    Epilogue, GemmVariant, Trans, f32_gemm, f32_gemm_cpu, words_to_u64, xnor_gemm,
+    xnor_gemm_cpu, xnor_gemm_cpu_u64,
+};
+use bitprop::ops::pack::{BitLayout, pack_signs, pack_signs_cpu, pack_signs_strided_cpu, to_word_major_cpu};
+use bitprop::Tensor;
+use common::{Rng, assert_close, gpu};
+
+/// (m, n, k): k not a multiple of 32, odd m and n, one row, several tiles.
+const SIZES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (1, 7, 31),
+    (3, 5, 33),
+    (7, 9, 64),
+    (65, 130, 784),
+    (130, 67, 100),
+    (1, 300, 250),
+    (200, 3, 1),
+];
+
+fn signs_with_zeros(rng: &mut Rng, n: usize) -> Vec<f32> {
+    // Exact zeros must pack as +1, like sign(0) = +1.
+    (0..n)
+        .map(|i| if i % 17 == 0 { 0.0 } else { rng.uniform() })
+        .collect()
+}
+
+#[test]
+fn pack_signs_matches_cpu_in_both_layouts() {
+    let gpu = gpu();
+    let mut rng = Rng::new(1);
+    for &(rows, _, k) in SIZES {
+        let x = signs_with_zeros(&mut rng, rows * k);
+        let t = Tensor::from_f32(&gpu, &[rows, k], &x).unwrap();
+        let want = pack_signs_cpu(&x, rows, k);
+        let got = pack_signs(&gpu, &t, rows, k, 1, BitLayout::RowMajor).unwrap();
+        assert_eq!(got.words.to_u32(&gpu).unwrap(), want, "row-major pack {rows}x{k}");
+        let got = pack_signs(&gpu, &t, rows, k, 1, BitLayout::WordMajor).unwrap();
+        assert_eq!(
+            got.words.to_u32(&gpu).unwrap(),
+            to_word_major_cpu(&want, rows, k.div_ceil(32)),
+            "word-major pack {rows}x{k}"
+        );
+        // Padding bits of the last word are zero.
+        if k % 32 != 0 {
+            let mask = !((1u32 << (k % 32)) - 1);
+            for r in 0..rows {
+                assert_eq!(want[r * k.div_ceil(32) + k / 32] & mask, 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn pack_signs_along_channels_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(2);
+    for &(n, c, hw) in &[(1, 1, 1), (2, 3, 5), (3, 33, 7), (2, 64, 9)] {
+        let x = signs_with_zeros(&mut rng, n * c * hw);
+        let t = Tensor::from_f32(&gpu, &[n, c, hw], &x).unwrap();
+        let got = pack_signs(&gpu, &t, n, c, hw, BitLayout::RowMajor).unwrap();
+        assert_eq!(
+            got.words.to_u32(&gpu).unwrap(),
+            pack_signs_strided_cpu(&x, n, c, hw),
+            "channel pack n={n} c={c} hw={hw}"
+        );
+    }
+}
+
+#[test]
+fn pack_signs_across_several_dispatch_rows() {
+    let gpu = gpu();
+    gpu.set_grid_limit(3);
+    let mut rng = Rng::new(3);
+    let (rows, k) = (37, 300);
+    let x = rng.vec(rows * k);
+    let t = Tensor::from_f32(&gpu, &[rows, k], &x).unwrap();
+    let got = pack_signs(&gpu, &t, rows, k, 1, BitLayout::RowMajor).unwrap();
+    let words = got.words.to_u32(&gpu).unwrap();
+    gpu.set_grid_limit(u32::MAX);
+    assert_eq!(words, pack_signs_cpu(&x, rows, k));
+}
+
+fn variants() -> Vec<GemmVariant> {
+    GemmVariant::candidates()
+}
+
+#[test]
+fn xnor_gemm_matches_cpu_for_every_variant() {
+    let gpu = gpu();
+    let mut rng = Rng::new(4);
+    for &(m, n, k) in SIZES {
+        let a = rng.vec(m * k);
+        let b = rng.vec(n * k);
+        let s = rng.vec(n);
+        let aw = pack_signs_cpu(&a, m, k);
+        let bw = pack_signs_cpu(&b, n, k);
+        let want = xnor_gemm_cpu(&aw, &bw, m, n, k, None);
+        let want_scaled = xnor_gemm_cpu(&aw, &bw, m, n, k, Some(&s));
+        // The integer identity against a float dot product of the signs.
+        for i in 0..m.min(3) {
+            for j in 0..n.min(3) {
+                let dot: f32 = (0..k)
+                    .map(|t| if a[i * k + t] >= 0.0 { 1.0 } else { -1.0 } * if b[j * k + t] >= 0.0 { 1.0 } else { -1.0 })
+                    .sum();
+                assert_eq!(want[i * n + j], dot);
+            }
+        }
+        let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
+        let bt = Tensor::from_f32(&gpu, &[n, k], &b).unwrap();
+        let st = Tensor::from_f32(&gpu, &[n], &s).unwrap();
+        let ap = pack_signs(&gpu, &at, m, k, 1, BitLayout::RowMajor).unwrap();
+        for layout in [BitLayout::RowMajor, BitLayout::WordMajor] {
+            let bp = pack_signs(&gpu, &bt, n, k, 1, layout).unwrap();
+            for v in variants() {
+                if v == GemmVariant::Tiled && layout == BitLayout::WordMajor {
+                    continue;
+                }
+                let c = xnor_gemm(&gpu, &ap, &bp, None, v).unwrap();
+                assert_eq!(c.to_f32(&gpu).unwrap(), want, "xnor {m}x{n}x{k} {} {layout:?}", v.name());
+                let c = xnor_gemm(&gpu, &ap, &bp, Some(&st), v).unwrap();
+                assert_eq!(c.to_f32(&gpu).unwrap(), want_scaled, "scaled xnor {m}x{n}x{k} {}", v.name());
+            }
+        }
+        // The benchmark's u64 CPU kernel agrees with the u32 reference.
+        let c64 = xnor_gemm_cpu_u64(&words_to_u64(&aw, m, k), &words_to_u64(&bw, n, k), m, n, k);
+        let c64: Vec<f32> = c64.iter().map(|&v| v as f32).collect();
+        assert_eq!(c64, want, "u64 cpu xnor {m}x{n}x{k}");
+    }
+}
+
+#[test]
+fn xnor_gemm_across_several_dispatch_rows() {
+    let gpu = gpu();
+    let mut rng = Rng::new(5);
+    let (m, n, k) = (70, 300, 95);
+    let a = rng.vec(m * k);
+    let b = rng.vec(n * k);
+    let want = xnor_gemm_cpu(&pack_signs_cpu(&a, m, k), &pack_signs_cpu(&b, n, k), m, n, k, None);
+    let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
+    let bt = Tensor::from_f32(&gpu, &[n, k], &b).unwrap();
+    gpu.set_grid_limit(4);
+    let ap = pack_signs(&gpu, &at, m, k, 1, BitLayout::RowMajor).unwrap();
+    let bp = pack_signs(&gpu, &bt, n, k, 1, BitLayout::WordMajor).unwrap();
+    let c = xnor_gemm(&gpu, &ap, &bp, None, GemmVariant::Block { wg: 32, rm: 4, rn: 2 }).unwrap();
+    let got = c.to_f32(&gpu).unwrap();
+    gpu.set_grid_limit(u32::MAX);
+    assert_eq!(got, want);
+}
+
+#[test]
+fn f32_gemm_matches_cpu_for_every_transpose_and_variant() {
+    let gpu = gpu();
+    let mut rng = Rng::new(6);
+    for &(m, n, k) in SIZES {
+        for (ta, tb) in [(Trans::N, Trans::N), (Trans::T, Trans::N), (Trans::N, Trans::T)] {
+            let a_shape = if ta == Trans::N { [m, k] } else { [k, m] };
+            let b_shape = if tb == Trans::N { [k, n] } else { [n, k] };
+            let a = rng.vec(m * k);
+            let b = rng.vec(n * k);
+            let s = rng.vec(n);
+            let bias = rng.vec(n);
+            let at = Tensor::from_f32(&gpu, &a_shape, &a).unwrap();
+            let bt = Tensor::from_f32(&gpu, &b_shape, &b).unwrap();
+            let st = Tensor::from_f32(&gpu, &[n], &s).unwrap();
+            let biast = Tensor::from_f32(&gpu, &[n], &bias).unwrap();
+            let want = f32_gemm_cpu(&a, a_shape, ta, &b, b_shape, tb, Some(&s), Some(&bias));
+            let plain = f32_gemm_cpu(&a, a_shape, ta, &b, b_shape, tb, None, None);
+            // f32 sums of k products in [-1, 1]: error grows like sqrt(k) ulps.
+            let atol = 1e-5 * (k as f32).sqrt() * 4.0;
+            for v in [GemmVariant::Tiled, GemmVariant::Block { wg: 64, rm: 8, rn: 4 }, GemmVariant::Block { wg: 32, rm: 4, rn: 2 }] {
+                let ep = Epilogue { scale: Some(&st), bias: Some(&biast), accumulate: false };
+                let c = f32_gemm(&gpu, &at, ta, &bt, tb, ep, None, v).unwrap();
+                let what = format!("f32 gemm {m}x{n}x{k} {ta:?}{tb:?} {}", v.name());
+                assert_close(&what, &c.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+                // Accumulate adds the plain product onto what is there.
+                let ep = Epilogue { accumulate: true, ..Default::default() };
+                f32_gemm(&gpu, &at, ta, &bt, tb, ep, Some(&c), v).unwrap();
+                let sum: Vec<f32> = want.iter().zip(&plain).map(|(x, y)| x + y).collect();
+                assert_close(&format!("{what} accumulate"), &c.to_f32(&gpu).unwrap(), &sum, 2.0 * atol, 1e-5);
+            }
+        }
+    }
+}
