@@ -1,6 +1,8 @@
 //! bitprop: train binary neural networks on any GPU through wgpu, with
 //! packed-bit XNOR-popcount kernels in the forward pass.
 
+pub mod checkpoint;
+pub mod data;
 pub mod gpu;
 pub mod ops;
 pub mod tensor;

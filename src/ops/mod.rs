@@ -1,8 +1,15 @@
 //! Kernel families: each file holds the host side of one WGSL family and the
 //! CPU reference that tests (and the CPU runtime) compare against.
 
+pub mod act;
+pub mod conv;
 pub mod gemm;
+pub mod loss;
+pub mod norm;
+pub mod optim;
 pub mod pack;
+pub mod pool;
+pub mod reduce;
 
 use crate::gpu::{Binding, Gpu};
 
