@@ -3,7 +3,8 @@
 // out: u32/f32 [invocations], one value per invocation so the compiler
 //      cannot drop the work. Each invocation runs `iters` iterations of 16
 //      independent chains: popcount_peak does 16 xor + popcount + add per
-//      iteration (16 words = 16 * 64 binary ops), fma_peak 16 FMAs.
+//      iteration (16 words = 16 * 64 binary ops; the y update adds a vector add per
+//      four xor-popcount-adds), fma_peak 16 FMAs.
 
 struct Params {
     iters: u32,
@@ -17,6 +18,8 @@ struct Params {
 
 override WG: u32 = 64u;
 
+// Four vec4 chains = 16 independent lanes of work per invocation, held in
+// registers (no arrays, which a compiler may keep in memory).
 @compute @workgroup_size(WG)
 fn popcount_peak(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -24,21 +27,21 @@ fn popcount_peak(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let idx = (wid.x + wid.y * nwg.x) * WG + lid;
-    var x: array<u32, 16>;
-    var acc: array<u32, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        x[i] = (idx + p.seed) * (2654435761u + i);
-    }
+    let x = vec4<u32>(idx + p.seed) * vec4<u32>(2654435761u, 2246822519u, 3266489917u, 668265263u);
+    var a0 = vec4<u32>(0u);
+    var a1 = vec4<u32>(0u);
+    var a2 = vec4<u32>(0u);
+    var a3 = vec4<u32>(0u);
+    var y = x;
     for (var it = 0u; it < p.iters; it++) {
-        for (var i = 0u; i < 16u; i++) {
-            acc[i] += countOneBits(x[i] ^ (it + i));
-        }
+        a0 += countOneBits(x ^ y);
+        a1 += countOneBits(x ^ y.yzwx);
+        a2 += countOneBits(x ^ y.zwxy);
+        a3 += countOneBits(x ^ y.wxyz);
+        y += vec4<u32>(1u);
     }
-    var s = 0u;
-    for (var i = 0u; i < 16u; i++) {
-        s += acc[i];
-    }
-    out[idx] = s;
+    let s = a0 + a1 + a2 + a3;
+    out[idx] = s.x + s.y + s.z + s.w;
 }
 
 @compute @workgroup_size(WG)
@@ -48,19 +51,18 @@ fn fma_peak(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let idx = (wid.x + wid.y * nwg.x) * WG + lid;
-    var acc: array<f32, 16>;
-    let m = 1.0 + f32(p.seed) * 1e-9;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = f32(idx + i) * 1e-6;
-    }
+    let m = vec4<f32>(1.0 + f32(p.seed) * 1e-9);
+    let c = vec4<f32>(1e-7);
+    var a0 = vec4<f32>(f32(idx) * 1e-6);
+    var a1 = a0 + vec4<f32>(1e-3);
+    var a2 = a0 + vec4<f32>(2e-3);
+    var a3 = a0 + vec4<f32>(3e-3);
     for (var it = 0u; it < p.iters; it++) {
-        for (var i = 0u; i < 16u; i++) {
-            acc[i] = fma(acc[i], m, 1e-7);
-        }
+        a0 = fma(a0, m, c);
+        a1 = fma(a1, m, c);
+        a2 = fma(a2, m, c);
+        a3 = fma(a3, m, c);
     }
-    var s = 0.0;
-    for (var i = 0u; i < 16u; i++) {
-        s += acc[i];
-    }
-    out[idx] = bitcast<u32>(s);
+    let s = a0 + a1 + a2 + a3;
+    out[idx] = bitcast<u32>(s.x + s.y + s.z + s.w);
 }

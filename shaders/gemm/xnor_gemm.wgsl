@@ -173,3 +173,47 @@ fn xnor_gemm_tiled(
         }
     }
 }
+
+// Register block of 4 rows x 4 columns in vec4 registers (no arrays), word-major b.
+@compute @workgroup_size(WG)
+fn xnor_gemm_cols_v4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.groups) {
+        return;
+    }
+    let m0 = (g / p.groups_x) * 4u;
+    let n0 = (g % p.groups_x) * WG * 4u + lid;
+    let last = p.n - 1u;
+    let cols = min(vec4<u32>(n0, n0 + WG, n0 + 2u * WG, n0 + 3u * WG), vec4<u32>(last));
+    let lastm = p.m - 1u;
+    let r0 = min(m0, lastm) * p.kw;
+    let r1 = min(m0 + 1u, lastm) * p.kw;
+    let r2 = min(m0 + 2u, lastm) * p.kw;
+    let r3 = min(m0 + 3u, lastm) * p.kw;
+    var c0 = vec4<u32>(0u);
+    var c1 = vec4<u32>(0u);
+    var c2 = vec4<u32>(0u);
+    var c3 = vec4<u32>(0u);
+    for (var w = 0u; w < p.kw; w++) {
+        let base = w * p.n;
+        let bw = vec4<u32>(b[base + cols.x], b[base + cols.y], b[base + cols.z], b[base + cols.w]);
+        c0 += countOneBits(vec4<u32>(a[r0 + w]) ^ bw);
+        c1 += countOneBits(vec4<u32>(a[r1 + w]) ^ bw);
+        c2 += countOneBits(vec4<u32>(a[r2 + w]) ^ bw);
+        c3 += countOneBits(vec4<u32>(a[r3 + w]) ^ bw);
+    }
+    let accs = array<vec4<u32>, 4>(c0, c1, c2, c3);
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + i;
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + j * WG;
+            if (m < p.m && n < p.n) {
+                store(m, n, accs[i][j]);
+            }
+        }
+    }
+}

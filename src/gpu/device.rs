@@ -73,7 +73,9 @@ impl DeviceOptions {
             Ok(s) => s.parse()?,
             Err(_) => BackendChoice::Auto,
         };
-        let adapter = std::env::var("BITPROP_ADAPTER").ok().filter(|s| !s.is_empty());
+        let adapter = std::env::var("BITPROP_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
         Ok(DeviceOptions { backend, adapter })
     }
 }
@@ -176,9 +178,12 @@ pub fn choose_adapter(options: &DeviceOptions) -> Result<wgpu::Adapter, GpuError
         adapters.retain(|a| a.get_info().name.to_lowercase().contains(&sub));
     }
     adapters.sort_by_key(preference);
-    adapters.into_iter().next().ok_or_else(|| GpuError::NoAdapter {
-        backend: options.backend.name().to_string(),
-        adapter: options.adapter.clone(),
-        seen,
-    })
+    adapters
+        .into_iter()
+        .next()
+        .ok_or_else(|| GpuError::NoAdapter {
+            backend: options.backend.name().to_string(),
+            adapter: options.adapter.clone(),
+            seen,
+        })
 }

@@ -97,6 +97,8 @@ pub struct Gpu {
     profiler: Mutex<Option<Profiler>>,
     dispatch_total: std::sync::atomic::AtomicU64,
     grid_limit: std::sync::atomic::AtomicU32,
+    /// Choices made by autotuning (kernel family -> serialized choice).
+    pub(crate) tuned: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Gpu {
@@ -154,6 +156,7 @@ impl Gpu {
             profiler: Mutex::new(None),
             dispatch_total: Default::default(),
             grid_limit: std::sync::atomic::AtomicU32::new(u32::MAX),
+            tuned: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -191,11 +194,10 @@ impl Gpu {
     /// the per-dimension limit; kernels rebuild the linear index from
     /// `workgroup_id` and `num_workgroups`.
     pub fn grid(&self, groups: u64) -> [u32; 3] {
-        let max = self
-            .limits
-            .max_compute_workgroups_per_dimension
-            .min(self.grid_limit.load(std::sync::atomic::Ordering::Relaxed))
-            as u64;
+        let max =
+            self.limits
+                .max_compute_workgroups_per_dimension
+                .min(self.grid_limit.load(std::sync::atomic::Ordering::Relaxed)) as u64;
         let groups = groups.max(1);
         if groups <= max {
             [groups as u32, 1, 1]
@@ -203,6 +205,14 @@ impl Gpu {
             let rows = groups.div_ceil(max);
             [groups.div_ceil(rows) as u32, rows as u32, 1]
         }
+    }
+
+    /// A key that names this adapter and driver, for caches of tuned choices.
+    pub fn adapter_key(&self) -> String {
+        format!(
+            "{}|{:?}|{}|{}",
+            self.info.name, self.info.backend, self.info.driver, self.info.driver_info
+        )
     }
 
     /// Caps workgroups per grid row below the adapter's limit, so tests can
@@ -302,7 +312,8 @@ impl Gpu {
             drop(batch);
             let t = Instant::now();
             self.flush_and_wait();
-            p.records.push((kernel.entry, t.elapsed().as_secs_f64() * 1e3));
+            p.records
+                .push((kernel.entry, t.elapsed().as_secs_f64() * 1e3));
             return;
         }
         batch.dispatches += 1;

@@ -106,7 +106,17 @@ mod tests {
 
     #[test]
     fn size_classes_cover_and_bound_slack() {
-        for bytes in [1u64, 255, 256, 257, 1000, 4096, 5000, 1 << 20, (1 << 20) + 1] {
+        for bytes in [
+            1u64,
+            255,
+            256,
+            257,
+            1000,
+            4096,
+            5000,
+            1 << 20,
+            (1 << 20) + 1,
+        ] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
             assert!(c <= (bytes.max(256) * 5).div_ceil(4), "{bytes} -> {c}");

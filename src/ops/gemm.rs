@@ -14,6 +14,8 @@ pub enum GemmVariant {
     Block { wg: u32, rm: u32, rn: u32 },
     /// 64 x 64 output tiles through workgroup memory, 256 lanes.
     Tiled,
+    /// A 4 x 4 block held in vec4 registers, `wg` lanes (XNOR only, word-major `b`).
+    Vec4 { wg: u32 },
 }
 
 impl GemmVariant {
@@ -21,6 +23,7 @@ impl GemmVariant {
         match self {
             GemmVariant::Block { wg, rm, rn } => format!("block{rm}x{rn}/wg{wg}"),
             GemmVariant::Tiled => "tiled64".to_string(),
+            GemmVariant::Vec4 { wg } => format!("vec4x4/wg{wg}"),
         }
     }
 
@@ -39,7 +42,11 @@ impl GemmVariant {
 
     /// Candidates an autotune tries.
     pub fn candidates() -> Vec<GemmVariant> {
-        let mut v = vec![GemmVariant::Tiled];
+        let mut v = vec![
+            GemmVariant::Tiled,
+            GemmVariant::Vec4 { wg: 32 },
+            GemmVariant::Vec4 { wg: 64 },
+        ];
         for (rm, rn) in [(4, 4), (8, 2), (8, 4), (4, 2), (8, 1)] {
             for wg in [32, 64] {
                 v.push(GemmVariant::Block { wg, rm, rn });
@@ -55,6 +62,7 @@ impl GemmVariant {
                 m.div_ceil(rm as usize) as u32,
             ),
             GemmVariant::Tiled => (n.div_ceil(64) as u32, m.div_ceil(64) as u32),
+            GemmVariant::Vec4 { wg } => (n.div_ceil(4 * wg as usize) as u32, m.div_ceil(4) as u32),
         }
     }
 
@@ -64,6 +72,7 @@ impl GemmVariant {
                 vec![("WG", wg as f64), ("RM", rm as f64), ("RN", rn as f64)]
             }
             GemmVariant::Tiled => vec![],
+            GemmVariant::Vec4 { wg } => vec![("WG", wg as f64)],
         }
     }
 }
@@ -91,6 +100,11 @@ const XNOR_COLS: Kernel = kernel!(
     "xnor_gemm_cols",
     [Read, Read, Read, ReadWrite]
 );
+const XNOR_COLS_V4: Kernel = kernel!(
+    "gemm/xnor_gemm.wgsl",
+    "xnor_gemm_cols_v4",
+    [Read, Read, Read, ReadWrite]
+);
 const XNOR_TILED: Kernel = kernel!(
     "gemm/xnor_gemm.wgsl",
     "xnor_gemm_tiled",
@@ -108,15 +122,27 @@ pub fn xnor_gemm(
     variant: GemmVariant,
 ) -> Result<Tensor, GpuError> {
     assert_eq!(a.k, b.k, "xnor_gemm: a has k = {}, b has k = {}", a.k, b.k);
-    assert_eq!(a.layout, BitLayout::RowMajor, "xnor_gemm: a must be row-major");
+    assert_eq!(
+        a.layout,
+        BitLayout::RowMajor,
+        "xnor_gemm: a must be row-major"
+    );
     let (m, n) = (a.rows, b.rows);
     if let Some(s) = scale {
-        assert_eq!(s.numel(), n, "xnor_gemm: scale {s:?} must have {n} elements");
+        assert_eq!(
+            s.numel(),
+            n,
+            "xnor_gemm: scale {s:?} must have {n} elements"
+        );
     }
     let kernel = match (variant, b.layout) {
         (GemmVariant::Tiled, BitLayout::RowMajor) => &XNOR_TILED,
         (GemmVariant::Tiled, BitLayout::WordMajor) => {
             panic!("xnor_gemm: the tiled variant needs row-major b")
+        }
+        (GemmVariant::Vec4 { .. }, BitLayout::WordMajor) => &XNOR_COLS_V4,
+        (GemmVariant::Vec4 { .. }, BitLayout::RowMajor) => {
+            panic!("xnor_gemm: the vec4 variant needs word-major b")
         }
         (_, BitLayout::RowMajor) => &XNOR_ROWS,
         (_, BitLayout::WordMajor) => &XNOR_COLS,
@@ -139,7 +165,12 @@ pub fn xnor_gemm(
         kernel,
         &variant.constants(),
         &params,
-        &[a.words.binding(), b.words.binding(), scale_binding, c.binding()],
+        &[
+            a.words.binding(),
+            b.words.binding(),
+            scale_binding,
+            c.binding(),
+        ],
         gpu.grid(groups),
     );
     Ok(c)
@@ -197,7 +228,9 @@ pub fn xnor_gemm_cpu_u64(a: &[u64], b: &[u64], m: usize, n: usize, k: usize) -> 
 pub fn popcount_xor(a: &[u64], b: &[u64]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512vpopcntdq") && std::is_x86_feature_detected!("avx512f") {
+        if std::is_x86_feature_detected!("avx512vpopcntdq")
+            && std::is_x86_feature_detected!("avx512f")
+        {
             // SAFETY: the features were detected at run time.
             return unsafe { popcount_xor_avx512(a, b) };
         }
@@ -303,20 +336,35 @@ pub fn f32_gemm(
         Trans::N => (br, bc, bc, 1),
         Trans::T => (bc, br, 1, bc),
     };
-    assert_eq!(k, kb, "f32_gemm: inner dimensions differ ({:?} {ta:?} x {:?} {tb:?})", a.shape(), b.shape());
+    assert_eq!(
+        k,
+        kb,
+        "f32_gemm: inner dimensions differ ({:?} {ta:?} x {:?} {tb:?})",
+        a.shape(),
+        b.shape()
+    );
     let c = match out {
         Some(o) => {
-            assert_eq!(o.shape(), [m, n], "f32_gemm: out is {:?}, product is [{m}, {n}]", o.shape());
+            assert_eq!(
+                o.shape(),
+                [m, n],
+                "f32_gemm: out is {:?}, product is [{m}, {n}]",
+                o.shape()
+            );
             o.clone()
         }
         None => {
-            assert!(!epilogue.accumulate, "f32_gemm: accumulate needs an out tensor");
+            assert!(
+                !epilogue.accumulate,
+                "f32_gemm: accumulate needs an out tensor"
+            );
             Tensor::empty(gpu, &[m, n], DType::F32)?
         }
     };
     let (kernel, (gx, gy)) = match variant {
         GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
-        _ => (&F32_BLOCK, variant.grid(m, n)),
+        GemmVariant::Block { .. } => (&F32_BLOCK, variant.grid(m, n)),
+        GemmVariant::Vec4 { .. } => panic!("f32_gemm has no vec4 variant"),
     };
     let groups = gx as u64 * gy as u64;
     let params = F32Params {

@@ -10,6 +10,7 @@ pub mod optim;
 pub mod pack;
 pub mod pool;
 pub mod reduce;
+pub mod tune;
 
 use crate::gpu::{Binding, Gpu};
 

@@ -55,7 +55,11 @@ pub fn pack_signs(
     inner: usize,
     layout: BitLayout,
 ) -> Result<PackedBits, GpuError> {
-    assert_eq!(x.numel(), outer * k * inner, "pack_signs: {x:?} is not [{outer}, {k}, {inner}]");
+    assert_eq!(
+        x.numel(),
+        outer * k * inner,
+        "pack_signs: {x:?} is not [{outer}, {k}, {inner}]"
+    );
     let rows = outer * inner;
     let kw = k.div_ceil(32);
     let shape = match layout {

@@ -47,7 +47,13 @@ impl Rng {
 
 /// Asserts |a - b| <= atol + rtol * |b| elementwise, naming the first bad index.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let tol = atol + rtol * w.abs();
         assert!(

@@ -1,0 +1,48 @@
+use clap::{Args, Subcommand};
+
+use super::{Cli, print_json};
+use crate::gpu::Gpu;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// XNOR-popcount GEMM vs f32 GEMM vs CPU, with the device's popcount and FMA peaks.
+    Gemm(GemmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GemmArgs {
+    /// Rows of A and C.
+    #[arg(long, default_value_t = 1024)]
+    m: usize,
+    /// Rows of B (columns of C).
+    #[arg(long, default_value_t = 1024)]
+    n: usize,
+    /// Shared dimension, in bits for the XNOR GEMM.
+    #[arg(long, default_value_t = 1024)]
+    k: usize,
+    /// Timed repetitions after a warm-up; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Gemm(args) => {
+            anyhow::ensure!(
+                args.m > 0 && args.n > 0 && args.k > 0,
+                "--m, --n and --k must be positive"
+            );
+            anyhow::ensure!(args.reps > 0, "--reps must be positive");
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let result = crate::bench::gemm::run(&gpu, args.m, args.n, args.k, args.reps)?;
+            eprint!("{}", result.report());
+            if args.json {
+                print_json(&result)?;
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The command line: each command parses its flags and calls the library.
+
+mod bench;
+mod devices;
+
+use clap::{Parser, Subcommand};
+
+use crate::gpu::{BackendChoice, DeviceOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bitprop",
+    version,
+    about = "Train binary neural networks (1-bit weights and activations) on any GPU through wgpu",
+    long_about = "bitprop trains binary neural networks with packed-bit XNOR-popcount kernels \
+                  written in WGSL, on any adapter wgpu reaches (Vulkan, Metal, DX12, GL), \
+                  including Mesa's software Vulkan driver lavapipe when there is no GPU.\n\n\
+                  With --json a command prints one JSON object on stdout and nothing else there; \
+                  human output goes to stderr."
+)]
+pub struct Cli {
+    /// Backend to use: auto, vulkan, metal, dx12 or gl (auto prefers a discrete GPU,
+    /// then integrated, then a CPU adapter such as lavapipe).
+    #[arg(long, global = true, env = "BITPROP_BACKEND", default_value = "auto")]
+    pub backend: String,
+    /// Use the adapter whose name contains this (case-insensitive).
+    #[arg(long, global = true, env = "BITPROP_ADAPTER")]
+    pub adapter: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every adapter wgpu finds, with the limits that matter for compute.
+    Devices(devices::DevicesArgs),
+    /// Benchmarks that print ratios measured side by side in one run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+impl Cli {
+    pub fn device_options(&self) -> anyhow::Result<DeviceOptions> {
+        let backend: BackendChoice = self.backend.parse()?;
+        Ok(DeviceOptions {
+            backend,
+            adapter: self.adapter.clone().filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Devices(args) => devices::run(&cli, args),
+        Command::Bench(cmd) => bench::run(&cli, cmd),
+    }
+}
+
+/// Prints `value` as the one JSON object on stdout.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
