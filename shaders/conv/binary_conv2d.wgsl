@@ -1,0 +1,150 @@
+// Binary conv2d forward: XNOR-popcount over packed sign bits, an implicit
+// GEMM with M = N*OH*OW output pixels, N = O output channels and
+// K = C*KH*KW, walked as KH*KW taps of CW = ceil(C / 32) words.
+//
+// x:     u32 [N, H*W, CW], row n*H*W + y*W + x: the input's signs packed
+//        along channels (pack_signs with outer = N, k = C, inner = H*W).
+// wt:    u32 [O, KH*KW, CW], row o*KH*KW + ky*KW + kx: the weights' signs
+//        packed along channels per tap (pack_signs with outer = O, k = C,
+//        inner = KH*KW). Padding bits of the last word are 0 in both.
+// scale: f32 [O], read when has_scale != 0.
+// out:   f32 [N, O, OH, OW], written here:
+//        out = scale[o] * sum over taps t of (C - 2 * popcount(x_t xor w_t)).
+//        Taps in the padding contribute 0 (pad_one = 0, the input padded
+//        with zeros), or see an input of all +1 (pad_one = 1), which
+//        contributes sum_c w_c = 2 * popcount(w_t) - C.
+//
+// Each invocation computes RP output pixels x RO output channels. A
+// workgroup shares its RO channels, so weight loads are uniform across it,
+// and spreads pixels over lanes (pixel j of lane l is m0 + l + j * WG) so
+// neighbouring lanes write neighbouring outputs. No workgroup memory:
+// barriers are expensive on CPU adapters.
+
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    o: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    oh: u32,
+    ow: u32,
+    cw: u32,
+    pad_one: u32,
+    has_scale: u32,
+    groups_x: u32,
+    groups: u32,
+    pixels: u32,
+    // Valid channel bits of the last word (all ones when C % 32 == 0).
+    last_mask: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read> wt: array<u32>;
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+override WG: u32 = 64u;
+override RO: u32 = 8u;
+override RP: u32 = 2u;
+const MAX_RO: u32 = 16u;
+const MAX_RP: u32 = 4u;
+
+@compute @workgroup_size(WG)
+fn binary_conv2d(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.groups) {
+        return;
+    }
+    let o0 = (g / p.groups_x) * RO;
+    let m0 = (g % p.groups_x) * WG * RP + lid;
+    let ohw = p.oh * p.ow;
+    let taps = p.kh * p.kw;
+
+    // Lanes past the end compute a clamped pixel / channel and skip the store.
+    var row0: array<u32, MAX_RP>;
+    var iy0: array<i32, MAX_RP>;
+    var ix0: array<i32, MAX_RP>;
+    for (var j = 0u; j < RP; j++) {
+        let m = min(m0 + j * WG, p.pixels - 1u);
+        let r = m % ohw;
+        row0[j] = (m / ohw) * p.h * p.w;
+        iy0[j] = i32((r / p.ow) * p.stride) - i32(p.pad);
+        ix0[j] = i32((r % p.ow) * p.stride) - i32(p.pad);
+    }
+    var wrow: array<u32, MAX_RO>;
+    for (var i = 0u; i < RO; i++) {
+        wrow[i] = min(o0 + i, p.o - 1u) * taps;
+    }
+
+    var pop: array<array<u32, MAX_RO>, MAX_RP>;
+    // Taps that contribute, per pixel: all of them with one-padding.
+    var used_taps: array<u32, MAX_RP>;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let tap = ky * p.kw + kx;
+            var xrow: array<u32, MAX_RP>;
+            var inside: array<bool, MAX_RP>;
+            var used: array<bool, MAX_RP>;
+            for (var j = 0u; j < RP; j++) {
+                let iy = iy0[j] + i32(ky);
+                let ix = ix0[j] + i32(kx);
+                inside[j] = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+                xrow[j] = select(0u, (row0[j] + u32(iy) * p.w + u32(ix)) * p.cw, inside[j]);
+                used[j] = inside[j] || p.pad_one != 0u;
+                used_taps[j] += u32(used[j]);
+            }
+            for (var cw = 0u; cw < p.cw; cw++) {
+                var wv: array<u32, MAX_RO>;
+                for (var i = 0u; i < RO; i++) {
+                    wv[i] = wt[(wrow[i] + tap) * p.cw + cw];
+                }
+                // A +1 padded input is every valid channel bit set.
+                let ones = select(0xffffffffu, p.last_mask, cw + 1u == p.cw);
+                for (var j = 0u; j < RP; j++) {
+                    if (!used[j]) {
+                        continue;
+                    }
+                    var xv = ones;
+                    if (inside[j]) {
+                        xv = x[xrow[j] + cw];
+                    }
+                    for (var i = 0u; i < RO; i++) {
+                        pop[j][i] += countOneBits(xv ^ wv[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    for (var j = 0u; j < RP; j++) {
+        let m = m0 + j * WG;
+        if (m >= p.pixels) {
+            continue;
+        }
+        let n = m / ohw;
+        let r = m % ohw;
+        let k = i32(used_taps[j] * p.c);
+        for (var i = 0u; i < RO; i++) {
+            let o = o0 + i;
+            if (o >= p.o) {
+                continue;
+            }
+            var v = f32(k - 2 * i32(pop[j][i]));
+            if (p.has_scale != 0u) {
+                v *= scale[o];
+            }
+            out[(n * p.o + o) * ohw + r] = v;
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Convolution kernels against their CPU references on edge geometries.
+
+mod common;
+
+use bitprop::Tensor;
+use bitprop::ops::conv::{
+    Conv2dGeom, ConvBlock, PadMode, binary_conv2d, binary_conv2d_cpu, binary_conv2d_with, conv2d,
+    conv2d_backward_data, conv2d_backward_data_cpu, conv2d_backward_data_with,
+    conv2d_backward_weights, conv2d_backward_weights_cpu, conv2d_cpu, conv2d_with,
+};
+use bitprop::ops::pack::{BitLayout, pack_signs};
+use common::{Rng, assert_close, gpu};
+
+#[allow(clippy::too_many_arguments)]
+fn geom(
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Conv2dGeom {
+    Conv2dGeom {
+        n,
+        c,
+        h,
+        w,
+        o,
+        kh: k,
+        kw: k,
+        stride,
+        pad,
+    }
+}
+
+/// C = 1, 3, 33 (not multiples of 32) and 64, odd O, batch 1 and > 1, odd
+/// H x W, 3x3 pad 1 stride 1 and 2, 1x1 pad 0, an unpadded 3x3, a
+/// non-square kernel; the last has more pixels and channels than one block.
+fn geoms() -> Vec<Conv2dGeom> {
+    vec![
+        geom(1, 1, 7, 5, 3, 3, 1, 1),
+        geom(2, 3, 7, 5, 5, 3, 2, 1),
+        geom(2, 33, 6, 7, 7, 3, 1, 1),
+        geom(1, 64, 5, 5, 9, 1, 1, 0),
+        geom(3, 64, 8, 7, 17, 3, 2, 1),
+        geom(2, 33, 7, 5, 1, 1, 2, 0),
+        geom(1, 3, 9, 9, 4, 3, 1, 0),
+        Conv2dGeom {
+            kh: 2,
+            kw: 3,
+            ..geom(2, 5, 6, 5, 3, 1, 1, 1)
+        },
+        geom(2, 96, 13, 11, 19, 3, 1, 1),
+    ]
+}
+
+/// Uniform values with some exact zeros, which must act as +1 in the binary path.
+fn values(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| if i % 13 == 0 { 0.0 } else { rng.uniform() })
+        .collect()
+}
+
+fn numel(shape: [usize; 4]) -> usize {
+    shape.iter().product()
+}
+
+#[test]
+fn binary_conv2d_matches_cpu_for_both_paddings() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    let blocks = [
+        ConvBlock::DEFAULT,
+        ConvBlock {
+            wg: 32,
+            rc: 3,
+            rp: 1,
+        },
+        ConvBlock {
+            wg: 64,
+            rc: 16,
+            rp: 4,
+        },
+    ];
+    for g in geoms() {
+        let x = values(&mut rng, numel(g.input_shape()));
+        let w = values(&mut rng, numel(g.weight_shape()));
+        let s = rng.vec(g.o);
+        let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+        let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+        let st = Tensor::from_f32(&gpu, &[g.o], &s).unwrap();
+        let xp = pack_signs(&gpu, &xt, g.n, g.c, g.h * g.w, BitLayout::RowMajor).unwrap();
+        let wp = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::RowMajor).unwrap();
+        for padding in [PadMode::Zero, PadMode::One] {
+            let want = binary_conv2d_cpu(&x, &w, g, None, padding);
+            // Integer results times one f32 multiply on both sides: exact.
+            let want_scaled = binary_conv2d_cpu(&x, &w, g, Some(&s), padding);
+            let y = binary_conv2d(&gpu, &xp, &wp, g, None, padding).unwrap();
+            assert_eq!(y.shape(), g.output_shape());
+            assert_eq!(
+                y.to_f32(&gpu).unwrap(),
+                want,
+                "binary conv {g:?} {padding:?}"
+            );
+            for block in blocks {
+                let y = binary_conv2d_with(&gpu, &xp, &wp, g, Some(&st), padding, block).unwrap();
+                assert_eq!(
+                    y.to_f32(&gpu).unwrap(),
+                    want_scaled,
+                    "scaled binary conv {g:?} {padding:?} {block:?}"
+                );
+            }
+        }
+        // Zero and one padding differ wherever a padded tap is used, so
+        // comparing both can catch a kernel that ignores the mode.
+        if g.pad > 0 {
+            assert_ne!(
+                binary_conv2d_cpu(&x, &w, g, None, PadMode::Zero),
+                binary_conv2d_cpu(&x, &w, g, None, PadMode::One)
+            );
+        }
+    }
+}
+
+/// f32 sums of `terms` products of values in [-1, 1]: the error grows like
+/// sqrt(terms) ulps of the partial sums; the gemm tests use the same bound.
+fn atol(terms: usize) -> f32 {
+    4e-5 * (terms as f32).sqrt()
+}
+
+#[test]
+fn conv2d_forward_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    for g in geoms() {
+        let x = rng.vec(numel(g.input_shape()));
+        let w = rng.vec(numel(g.weight_shape()));
+        let b = rng.vec(g.o);
+        let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+        let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+        let bt = Tensor::from_f32(&gpu, &[g.o], &b).unwrap();
+        let tol = atol(g.c * g.taps());
+        let y = conv2d(&gpu, &xt, &wt, g, None).unwrap();
+        assert_eq!(y.shape(), g.output_shape());
+        assert_close(
+            &format!("conv2d {g:?}"),
+            &y.to_f32(&gpu).unwrap(),
+            &conv2d_cpu(&x, &w, g, None),
+            tol,
+            1e-5,
+        );
+        let want = conv2d_cpu(&x, &w, g, Some(&b));
+        for block in [
+            ConvBlock::DEFAULT,
+            ConvBlock {
+                wg: 32,
+                rc: 5,
+                rp: 3,
+            },
+        ] {
+            let y = conv2d_with(&gpu, &xt, &wt, g, Some(&bt), block).unwrap();
+            assert_close(
+                &format!("conv2d + bias {g:?} {block:?}"),
+                &y.to_f32(&gpu).unwrap(),
+                &want,
+                tol,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn conv2d_backward_data_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(13);
+    for g in geoms() {
+        let gy = rng.vec(numel(g.output_shape()));
+        let w = rng.vec(numel(g.weight_shape()));
+        let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+        let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+        let want = conv2d_backward_data_cpu(&gy, &w, g);
+        let tol = atol(g.o * g.taps());
+        let dx = conv2d_backward_data(&gpu, &gt, &wt, g).unwrap();
+        assert_eq!(dx.shape(), g.input_shape());
+        assert_close(
+            &format!("conv2d backward data {g:?}"),
+            &dx.to_f32(&gpu).unwrap(),
+            &want,
+            tol,
+            1e-5,
+        );
+        let block = ConvBlock {
+            wg: 32,
+            rc: 3,
+            rp: 4,
+        };
+        let dx = conv2d_backward_data_with(&gpu, &gt, &wt, g, block).unwrap();
+        assert_close(
+            &format!("conv2d backward data {g:?} {block:?}"),
+            &dx.to_f32(&gpu).unwrap(),
+            &want,
+            tol,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn conv2d_backward_weights_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(14);
+    for g in geoms() {
+        let x = rng.vec(numel(g.input_shape()));
+        let gy = rng.vec(numel(g.output_shape()));
+        let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+        let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+        let dw = conv2d_backward_weights(&gpu, &xt, &gt, g).unwrap();
+        assert_eq!(dw.shape(), g.weight_shape());
+        let want = conv2d_backward_weights_cpu(&x, &gy, g);
+        let tol = atol(g.n * g.out_h() * g.out_w());
+        assert_close(
+            &format!("conv2d backward weights {g:?}"),
+            &dw.to_f32(&gpu).unwrap(),
+            &want,
+            tol,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn conv_kernels_across_several_dispatch_rows() {
+    let gpu = gpu();
+    let mut rng = Rng::new(15);
+    let g = geom(2, 33, 9, 7, 21, 3, 1, 1);
+    let x = values(&mut rng, numel(g.input_shape()));
+    let w = values(&mut rng, numel(g.weight_shape()));
+    let gy = rng.vec(numel(g.output_shape()));
+    let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+    let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+    let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+    gpu.set_grid_limit(3);
+    let block = ConvBlock {
+        wg: 32,
+        rc: 4,
+        rp: 1,
+    };
+    let xp = pack_signs(&gpu, &xt, g.n, g.c, g.h * g.w, BitLayout::RowMajor).unwrap();
+    let wp = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::RowMajor).unwrap();
+    let bin_zero = binary_conv2d_with(&gpu, &xp, &wp, g, None, PadMode::Zero, block).unwrap();
+    let bin_one = binary_conv2d_with(&gpu, &xp, &wp, g, None, PadMode::One, block).unwrap();
+    let y = conv2d_with(&gpu, &xt, &wt, g, None, block).unwrap();
+    let dx = conv2d_backward_data_with(&gpu, &gt, &wt, g, block).unwrap();
+    let dw = conv2d_backward_weights(&gpu, &xt, &gt, g).unwrap();
+    let got: Vec<Vec<f32>> = [bin_zero, bin_one, y, dx, dw]
+        .iter()
+        .map(|t| t.to_f32(&gpu).unwrap())
+        .collect();
+    gpu.set_grid_limit(u32::MAX);
+    assert_eq!(got[0], binary_conv2d_cpu(&x, &w, g, None, PadMode::Zero));
+    assert_eq!(got[1], binary_conv2d_cpu(&x, &w, g, None, PadMode::One));
+    assert_close(
+        "conv2d",
+        &got[2],
+        &conv2d_cpu(&x, &w, g, None),
+        atol(g.c * g.taps()),
+        1e-5,
+    );
+    assert_close(
+        "backward data",
+        &got[3],
+        &conv2d_backward_data_cpu(&gy, &w, g),
+        atol(g.o * g.taps()),
+        1e-5,
+    );
+    let terms = g.n * g.out_h() * g.out_w();
+    assert_close(
+        "backward weights",
+        &got[4],
+        &conv2d_backward_weights_cpu(&x, &gy, g),
+        atol(terms),
+        1e-5,
+    );
+}
