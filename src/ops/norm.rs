@@ -1,1 +1,653 @@
-//! (in progress)
+//! Batch normalisation over the channel axis, as PyTorch's `BatchNorm1d` /
+//! `BatchNorm2d`: `[N, C]` and `[N, C, H, W]` inputs are both seen as
+//! `[N, C, S]` (S = H * W, or 1), and statistics run over n = N * S values
+//! per channel.
+
+use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::kernel;
+use crate::tensor::{DType, Tensor};
+
+use super::groups_for;
+
+/// PyTorch's default `eps`.
+pub const BN_EPS: f32 = 1e-5;
+/// PyTorch's default `momentum` for the running statistics.
+pub const BN_MOMENTUM: f32 = 0.1;
+
+/// `[N, C, S]` of a shape `[N, C, ...]`, S the product of the trailing dimensions.
+pub fn channel_dims(shape: &[usize]) -> [usize; 3] {
+    assert!(
+        shape.len() >= 2,
+        "batch norm needs a tensor [N, C, ...], got {shape:?}"
+    );
+    [shape[0], shape[1], shape[2..].iter().product()]
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StatsParams {
+    n: u32,
+    c: u32,
+    s: u32,
+    _pad0: u32,
+    eps: f32,
+    momentum: f32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ApplyParams {
+    total: u32,
+    c: u32,
+    s: u32,
+    stat_is_var: u32,
+    eps: f32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BackwardParams {
+    n: u32,
+    c: u32,
+    s: u32,
+    _pad: u32,
+}
+
+const STATS_TRAIN: Kernel = kernel!(
+    "norm/bn_stats.wgsl",
+    "bn_stats_train",
+    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+);
+const STATS: Kernel = kernel!(
+    "norm/bn_stats.wgsl",
+    "bn_stats",
+    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+);
+const APPLY: Kernel = kernel!(
+    "norm/bn_apply.wgsl",
+    "bn_apply",
+    [Read, Read, Read, Read, Read, ReadWrite]
+);
+const BACKWARD_REDUCE: Kernel = kernel!(
+    "norm/bn_backward.wgsl",
+    "bn_backward_reduce",
+    [Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite]
+);
+const BACKWARD_DX: Kernel = kernel!(
+    "norm/bn_backward.wgsl",
+    "bn_backward_dx",
+    [Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite]
+);
+
+/// Lanes of a per-channel reduction workgroup: a power of two the adapter
+/// allows, at most 256 (the shaders' workgroup array), 64 on CPU adapters
+/// where every barrier costs a context switch of the lanes.
+fn reduce_wg(gpu: &Gpu) -> u32 {
+    let cap = if gpu.info.device_type == wgpu::DeviceType::Cpu {
+        64
+    } else {
+        256
+    };
+    let max = gpu
+        .limits
+        .max_compute_invocations_per_workgroup
+        .min(gpu.limits.max_compute_workgroup_size_x)
+        .min(cap);
+    1u32 << max.ilog2()
+}
+
+fn check_per_channel(what: &str, c: usize, tensors: &[(&str, &Tensor)]) {
+    for (name, t) in tensors {
+        assert_eq!(
+            t.numel(),
+            c,
+            "{what}: {name} is {:?}, expected {c} channels",
+            t.shape()
+        );
+    }
+}
+
+fn launch_stats(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    x: &Tensor,
+    outputs: [&Tensor; 4],
+    eps: f32,
+    momentum: f32,
+) {
+    let [n, c, s] = channel_dims(x.shape());
+    assert!(n * s > 0, "batch norm: no values per channel in {x:?}");
+    let params = StatsParams {
+        n: n as u32,
+        c: c as u32,
+        s: s as u32,
+        _pad0: 0,
+        eps,
+        momentum,
+        _pad1: 0,
+        _pad2: 0,
+    };
+    let [mean, second, rm, rv] = outputs;
+    gpu.launch(
+        kernel,
+        &[("WG", reduce_wg(gpu) as f64)],
+        &params,
+        &[
+            x.binding(),
+            mean.binding(),
+            second.binding(),
+            rm.binding(),
+            rv.binding(),
+        ],
+        gpu.grid(c as u64),
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_apply(
+    gpu: &Gpu,
+    x: &Tensor,
+    mean: &Tensor,
+    stat: &Tensor,
+    stat_is_var: bool,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+) -> Result<Tensor, GpuError> {
+    let [_, c, s] = channel_dims(x.shape());
+    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let params = ApplyParams {
+        total: x.numel() as u32,
+        c: c as u32,
+        s: s as u32,
+        stat_is_var: stat_is_var as u32,
+        eps,
+        _pad: [0; 3],
+    };
+    gpu.launch(
+        &APPLY,
+        &[("WG", 64.0)],
+        &params,
+        &[
+            x.binding(),
+            mean.binding(),
+            stat.binding(),
+            gamma.binding(),
+            beta.binding(),
+            y.binding(),
+        ],
+        groups_for(gpu, x.numel(), 64),
+    );
+    Ok(y)
+}
+
+/// Training-mode batch norm, as PyTorch: per channel c over its n = N * S values,
+/// `mean = sum(x) / n`, `var = sum((x - mean)^2) / n` (biased),
+/// `invstd = 1 / sqrt(var + eps)`, `y = gamma * (x - mean) * invstd + beta`.
+/// Updates the running statistics in place:
+/// `running_mean = (1 - momentum) * running_mean + momentum * mean`,
+/// `running_var = (1 - momentum) * running_var + momentum * var * n / (n - 1)`
+/// (`var` when n = 1). Returns `(y, saved_mean [C], saved_invstd [C])` for
+/// [`batch_norm_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_train(
+    gpu: &Gpu,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+    momentum: f32,
+) -> Result<(Tensor, Tensor, Tensor), GpuError> {
+    let [_, c, _] = channel_dims(x.shape());
+    check_per_channel(
+        "batch_norm_train",
+        c,
+        &[
+            ("gamma", gamma),
+            ("beta", beta),
+            ("running_mean", running_mean),
+            ("running_var", running_var),
+        ],
+    );
+    assert!(
+        !running_mean.same_buffer(running_var)
+            && !running_mean.same_buffer(x)
+            && !running_var.same_buffer(x),
+        "batch_norm_train: running_mean, running_var and x must be distinct buffers"
+    );
+    let mean = Tensor::empty(gpu, &[c], DType::F32)?;
+    let invstd = Tensor::empty(gpu, &[c], DType::F32)?;
+    launch_stats(
+        gpu,
+        &STATS_TRAIN,
+        x,
+        [&mean, &invstd, running_mean, running_var],
+        eps,
+        momentum,
+    );
+    let y = launch_apply(gpu, x, &mean, &invstd, false, gamma, beta, eps)?;
+    Ok((y, mean, invstd))
+}
+
+/// Eval-mode batch norm:
+/// `y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta`.
+pub fn batch_norm_eval(
+    gpu: &Gpu,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f32,
+) -> Result<Tensor, GpuError> {
+    let [_, c, _] = channel_dims(x.shape());
+    check_per_channel(
+        "batch_norm_eval",
+        c,
+        &[
+            ("gamma", gamma),
+            ("beta", beta),
+            ("running_mean", running_mean),
+            ("running_var", running_var),
+        ],
+    );
+    launch_apply(gpu, x, running_mean, running_var, true, gamma, beta, eps)
+}
+
+/// Batch statistics without normalising (to re-estimate running statistics):
+/// per channel, `mean = sum(x) / n` and the biased `var = sum((x - mean)^2) / n`,
+/// n = N * S. Returns `(mean [C], var [C])`.
+pub fn batch_norm_stats(gpu: &Gpu, x: &Tensor) -> Result<(Tensor, Tensor), GpuError> {
+    let [_, c, _] = channel_dims(x.shape());
+    let mean = Tensor::empty(gpu, &[c], DType::F32)?;
+    let var = Tensor::empty(gpu, &[c], DType::F32)?;
+    // bn_stats never touches the running-statistics bindings, but they are
+    // read-write and so may not alias the outputs: one word each.
+    let unused_mean = Tensor::empty(gpu, &[1], DType::F32)?;
+    let unused_var = Tensor::empty(gpu, &[1], DType::F32)?;
+    launch_stats(
+        gpu,
+        &STATS,
+        x,
+        [&mean, &var, &unused_mean, &unused_var],
+        0.0,
+        0.0,
+    );
+    Ok((mean, var))
+}
+
+/// Training-mode batch-norm backward from the forward's saved statistics,
+/// with `xhat = (x - saved_mean) * saved_invstd` and n = N * S per channel:
+/// `dbeta = sum(g)`, `dgamma = sum(g * xhat)`,
+/// `dx = gamma * invstd / n * (n * g - dbeta - xhat * dgamma)`.
+/// Returns `(dx, dgamma [C], dbeta [C])`.
+pub fn batch_norm_backward(
+    gpu: &Gpu,
+    x: &Tensor,
+    g: &Tensor,
+    gamma: &Tensor,
+    saved_mean: &Tensor,
+    saved_invstd: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor), GpuError> {
+    assert_eq!(
+        x.shape(),
+        g.shape(),
+        "batch_norm_backward: x and g differ in shape"
+    );
+    let [n, c, s] = channel_dims(x.shape());
+    assert!(
+        n * s > 0,
+        "batch_norm_backward: no values per channel in {x:?}"
+    );
+    check_per_channel(
+        "batch_norm_backward",
+        c,
+        &[
+            ("gamma", gamma),
+            ("saved_mean", saved_mean),
+            ("saved_invstd", saved_invstd),
+        ],
+    );
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let dgamma = Tensor::empty(gpu, &[c], DType::F32)?;
+    let dbeta = Tensor::empty(gpu, &[c], DType::F32)?;
+    let params = BackwardParams {
+        n: n as u32,
+        c: c as u32,
+        s: s as u32,
+        _pad: 0,
+    };
+    let bindings = [
+        x.binding(),
+        g.binding(),
+        gamma.binding(),
+        saved_mean.binding(),
+        saved_invstd.binding(),
+        dgamma.binding(),
+        dbeta.binding(),
+        dx.binding(),
+    ];
+    gpu.launch(
+        &BACKWARD_REDUCE,
+        &[("WG", reduce_wg(gpu) as f64)],
+        &params,
+        &bindings,
+        gpu.grid(c as u64),
+    );
+    gpu.launch(
+        &BACKWARD_DX,
+        &[("WG", 64.0)],
+        &params,
+        &bindings,
+        groups_for(gpu, x.numel(), 64),
+    );
+    Ok((dx, dgamma, dbeta))
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&a| a as f32).collect()
+}
+
+/// Per-channel (mean, biased variance) of `[N, C, S]`, two-pass, f64.
+fn stats_f64(x: &[f64], [n, c, s]: [usize; 3]) -> (Vec<f64>, Vec<f64>) {
+    assert_eq!(
+        x.len(),
+        n * c * s,
+        "batch norm: {} values, not [{n}, {c}, {s}]",
+        x.len()
+    );
+    let count = (n * s) as f64;
+    let channel =
+        |ch: usize| (0..n).flat_map(move |i| (0..s).map(move |j| (i * c + ch) * s + j));
+    let mean: Vec<f64> = (0..c)
+        .map(|ch| channel(ch).map(|k| x[k]).sum::<f64>() / count)
+        .collect();
+    let var = (0..c)
+        .map(|ch| channel(ch).map(|k| (x[k] - mean[ch]).powi(2)).sum::<f64>() / count)
+        .collect();
+    (mean, var)
+}
+
+/// `y = gamma * (x - mean) * invstd + beta` with per-channel operands.
+fn apply_f64(
+    x: &[f64],
+    [_, c, s]: [usize; 3],
+    mean: &[f64],
+    invstd: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+) -> Vec<f64> {
+    x.iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            let ch = (k / s) % c;
+            gamma[ch] * (v - mean[ch]) * invstd[ch] + beta[ch]
+        })
+        .collect()
+}
+
+/// Training forward in f64: (y, mean, invstd, biased var).
+#[allow(clippy::type_complexity)]
+fn train_forward_f64(
+    x: &[f64],
+    dims: [usize; 3],
+    gamma: &[f64],
+    beta: &[f64],
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var) = stats_f64(x, dims);
+    let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let y = apply_f64(x, dims, &mean, &invstd, gamma, beta);
+    (y, mean, invstd, var)
+}
+
+/// Backward in f64: (dx, dgamma, dbeta).
+fn backward_f64(
+    x: &[f64],
+    g: &[f64],
+    [n, c, s]: [usize; 3],
+    gamma: &[f64],
+    mean: &[f64],
+    invstd: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let count = (n * s) as f64;
+    let xhat = |k: usize| {
+        let ch = (k / s) % c;
+        (x[k] - mean[ch]) * invstd[ch]
+    };
+    let mut dgamma = vec![0f64; c];
+    let mut dbeta = vec![0f64; c];
+    for k in 0..x.len() {
+        let ch = (k / s) % c;
+        dbeta[ch] += g[k];
+        dgamma[ch] += g[k] * xhat(k);
+    }
+    let dx = (0..x.len())
+        .map(|k| {
+            let ch = (k / s) % c;
+            gamma[ch] * invstd[ch] / count * (count * g[k] - dbeta[ch] - xhat(k) * dgamma[ch])
+        })
+        .collect();
+    (dx, dgamma, dbeta)
+}
+
+/// CPU reference of [`batch_norm_train`] (f64 inside) on `x` of dims `[N, C, S]`;
+/// updates `running_mean` / `running_var` in place and returns
+/// `(y, saved_mean, saved_invstd)`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn batch_norm_train_cpu(
+    x: &[f32],
+    dims: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    eps: f32,
+    momentum: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [n, _, s] = dims;
+    let (y, mean, invstd, var) =
+        train_forward_f64(&to_f64(x), dims, &to_f64(gamma), &to_f64(beta), eps as f64);
+    let count = n * s;
+    let m = momentum as f64;
+    for ch in 0..mean.len() {
+        let unbiased = if count > 1 {
+            var[ch] * count as f64 / (count - 1) as f64
+        } else {
+            var[ch]
+        };
+        running_mean[ch] = (m * mean[ch] + (1.0 - m) * running_mean[ch] as f64) as f32;
+        running_var[ch] = (m * unbiased + (1.0 - m) * running_var[ch] as f64) as f32;
+    }
+    (to_f32(&y), to_f32(&mean), to_f32(&invstd))
+}
+
+/// CPU reference of [`batch_norm_eval`].
+pub fn batch_norm_eval_cpu(
+    x: &[f32],
+    dims: [usize; 3],
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &[f32],
+    running_var: &[f32],
+    eps: f32,
+) -> Vec<f32> {
+    let invstd: Vec<f64> = running_var
+        .iter()
+        .map(|&v| 1.0 / (v as f64 + eps as f64).sqrt())
+        .collect();
+    to_f32(&apply_f64(
+        &to_f64(x),
+        dims,
+        &to_f64(running_mean),
+        &invstd,
+        &to_f64(gamma),
+        &to_f64(beta),
+    ))
+}
+
+/// CPU reference of [`batch_norm_stats`]: (mean, biased var) per channel.
+pub fn batch_norm_stats_cpu(x: &[f32], dims: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+    let (mean, var) = stats_f64(&to_f64(x), dims);
+    (to_f32(&mean), to_f32(&var))
+}
+
+/// CPU reference of [`batch_norm_backward`] (f64 inside): `(dx, dgamma, dbeta)`.
+#[allow(clippy::type_complexity)]
+pub fn batch_norm_backward_cpu(
+    x: &[f32],
+    g: &[f32],
+    dims: [usize; 3],
+    gamma: &[f32],
+    saved_mean: &[f32],
+    saved_invstd: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (dx, dgamma, dbeta) = backward_f64(
+        &to_f64(x),
+        &to_f64(g),
+        dims,
+        &to_f64(gamma),
+        &to_f64(saved_mean),
+        &to_f64(saved_invstd),
+    );
+    (to_f32(&dx), to_f32(&dgamma), to_f32(&dbeta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        }
+        fn vec(&mut self, n: usize) -> Vec<f64> {
+            (0..n).map(|_| self.uniform()).collect()
+        }
+    }
+
+    /// Central differences of L = sum(g * y(x, gamma, beta)) against the
+    /// analytic backward. With h = 1e-5 the truncation error is O(h^2 * y''')
+    /// ~ 1e-8 relative for these O(1) inputs and round-off ~ 1e-16 / h; the
+    /// tolerance 1e-6 (relative to the gradient's scale) leaves a wide margin
+    /// yet catches any wrong term, which would be O(1 / n).
+    #[test]
+    fn backward_matches_finite_differences() {
+        let mut rng = Lcg(7);
+        for dims in [[3, 2, 1], [2, 3, 4], [1, 2, 5], [4, 1, 3], [5, 3, 2]] {
+            let [n, c, s] = dims;
+            let eps = 1e-5;
+            let x = rng.vec(n * c * s);
+            let g = rng.vec(n * c * s);
+            let gamma: Vec<f64> = rng.vec(c).iter().map(|v| v + 1.5).collect();
+            let beta = rng.vec(c);
+            let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| -> f64 {
+                let (y, ..) = train_forward_f64(x, dims, gamma, beta, eps);
+                y.iter().zip(&g).map(|(a, b)| a * b).sum()
+            };
+            let (_, mean, invstd, _) = train_forward_f64(&x, dims, &gamma, &beta, eps);
+            let (dx, dgamma, dbeta) = backward_f64(&x, &g, dims, &gamma, &mean, &invstd);
+            let h = 1e-5;
+            let numeric = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+            let scale = dx
+                .iter()
+                .chain(&dgamma)
+                .chain(&dbeta)
+                .fold(1f64, |a, b| a.max(b.abs()));
+            let check = |what: &str, i: usize, analytic: f64, num: f64| {
+                assert!(
+                    (analytic - num).abs() <= 1e-6 * scale,
+                    "{dims:?} {what}[{i}]: analytic {analytic}, numeric {num}"
+                );
+            };
+            for i in 0..x.len() {
+                let num = numeric(&|d| {
+                    let mut xp = x.clone();
+                    xp[i] += d;
+                    loss(&xp, &gamma, &beta)
+                });
+                check("dx", i, dx[i], num);
+            }
+            for ch in 0..c {
+                let num = numeric(&|d| {
+                    let mut gp = gamma.clone();
+                    gp[ch] += d;
+                    loss(&x, &gp, &beta)
+                });
+                check("dgamma", ch, dgamma[ch], num);
+                let num = numeric(&|d| {
+                    let mut bp = beta.clone();
+                    bp[ch] += d;
+                    loss(&x, &gamma, &bp)
+                });
+                check("dbeta", ch, dbeta[ch], num);
+            }
+        }
+    }
+
+    /// The running-statistics update by hand: two channels of [N=2, C=2, S=1],
+    /// and the n = 1 case where the biased variance stands in for the unbiased.
+    #[test]
+    fn running_statistics_follow_pytorch() {
+        // Channel 0: values 1, 3 (mean 2, biased var 1, unbiased 2);
+        // channel 1: values -1, -1 (mean -1, var 0).
+        let x = [1.0, -1.0, 3.0, -1.0];
+        let mut rm = [0.5, 0.0];
+        let mut rv = [1.0, 2.0];
+        let (y, mean, invstd) = batch_norm_train_cpu(
+            &x,
+            [2, 2, 1],
+            &[1.0, 2.0],
+            &[0.0, 0.5],
+            &mut rm,
+            &mut rv,
+            1e-5,
+            0.1,
+        );
+        assert_eq!(mean, [2.0, -1.0]);
+        assert!((invstd[0] - (1.0f64 / (1.0 + 1e-5f64).sqrt()) as f32).abs() < 1e-7);
+        assert!((invstd[1] - (1.0f64 / 1e-5f64.sqrt()) as f32).abs() < 1e-3);
+        assert!((rm[0] - (0.9 * 0.5 + 0.1 * 2.0)).abs() < 1e-7);
+        assert!((rm[1] - (0.1 * -1.0)).abs() < 1e-7);
+        assert!((rv[0] - (0.9 * 1.0 + 0.1 * 2.0)).abs() < 1e-7);
+        assert!((rv[1] - 0.9 * 2.0).abs() < 1e-7);
+        // A constant channel normalises to beta.
+        assert_eq!([y[1], y[3]], [0.5, 0.5]);
+        assert!((y[0] + 1.0).abs() < 1e-4 && (y[2] - 1.0).abs() < 1e-4);
+
+        let mut rm = [1.0];
+        let mut rv = [1.0];
+        batch_norm_train_cpu(
+            &[4.0],
+            [1, 1, 1],
+            &[1.0],
+            &[0.0],
+            &mut rm,
+            &mut rv,
+            1e-5,
+            0.25,
+        );
+        assert_eq!(rm[0], 0.75 + 0.25 * 4.0);
+        assert_eq!(rv[0], 0.75);
+    }
+
+    #[test]
+    fn channel_dims_flatten_trailing_axes() {
+        assert_eq!(channel_dims(&[4, 3]), [4, 3, 1]);
+        assert_eq!(channel_dims(&[2, 3, 5, 7]), [2, 3, 35]);
+    }
+}

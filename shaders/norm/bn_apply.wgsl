@@ -1,0 +1,47 @@
+// Batch-norm normalisation, elementwise over x viewed as [N, C, S].
+//
+// x:     f32 [N, C, S] (read).
+// mean:  f32 [C] (read): batch mean (training) or running mean (eval).
+// stat:  f32 [C] (read): 1 / sqrt(var + eps) when stat_is_var == 0
+//        (training, saved_invstd), else the running variance (eval).
+// gamma: f32 [C] (read), beta: f32 [C] (read).
+// y:     f32 [N, C, S], written: gamma * (x - mean) * invstd + beta.
+
+struct Params {
+    total: u32,
+    c: u32,
+    s: u32,
+    stat_is_var: u32,
+    eps: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> stat: array<f32>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+override WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn bn_apply(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (idx >= p.total) {
+        return;
+    }
+    let ch = (idx / p.s) % p.c;
+    var invstd = stat[ch];
+    if (p.stat_is_var != 0u) {
+        invstd = 1.0 / sqrt(stat[ch] + p.eps);
+    }
+    y[idx] = gamma[ch] * (x[idx] - mean[ch]) * invstd + beta[ch];
+}

@@ -1,0 +1,91 @@
+// Batch-norm backward (training mode) for x viewed as [N, C, S], n = N * S.
+//
+// x:      f32 [N, C, S] (read): the forward input.
+// g:      f32 [N, C, S] (read): dL/dy.
+// gamma:  f32 [C] (read).
+// mean:   f32 [C] (read): saved_mean of the forward.
+// invstd: f32 [C] (read): saved_invstd of the forward.
+// dgamma: f32 [C], written by bn_backward_reduce: sum(g * xhat),
+//         xhat = (x - mean) * invstd; read by bn_backward_dx.
+// dbeta:  f32 [C], written by bn_backward_reduce: sum(g); read by bn_backward_dx.
+// dx:     f32 [N, C, S], written by bn_backward_dx:
+//         gamma * invstd / n * (n * g - dbeta - xhat * dgamma).
+//
+// bn_backward_reduce runs one workgroup per channel (tree reduction);
+// bn_backward_dx is elementwise and runs after it.
+
+struct Params {
+    n: u32,
+    c: u32,
+    s: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> mean: array<f32>;
+@group(0) @binding(5) var<storage, read> invstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dx: array<f32>;
+
+// bn_backward_reduce: a power of two, at most MAX_WG.
+override WG: u32 = 256u;
+const MAX_WG: u32 = 256u;
+var<workgroup> partial: array<vec2<f32>, MAX_WG>;
+
+@compute @workgroup_size(WG)
+fn bn_backward_reduce(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Uniform across the workgroup, so the barriers below stay uniform.
+    let ch = wid.x + wid.y * nwg.x;
+    if (ch >= p.c) {
+        return;
+    }
+    let count = p.n * p.s;
+    let m = mean[ch];
+    let is = invstd[ch];
+    // (sum g, sum g * xhat) in one pass.
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var i = lid; i < count; i += WG) {
+        let n = i / p.s;
+        let idx = (n * p.c + ch) * p.s + (i - n * p.s);
+        let gi = g[idx];
+        acc += vec2<f32>(gi, gi * ((x[idx] - m) * is));
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        dbeta[ch] = partial[0].x;
+        dgamma[ch] = partial[0].y;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn bn_backward_dx(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.x + wid.y * nwg.x) * WG + lid;
+    let count = p.n * p.s;
+    if (idx >= count * p.c) {
+        return;
+    }
+    let ch = (idx / p.s) % p.c;
+    let is = invstd[ch];
+    let xhat = (x[idx] - mean[ch]) * is;
+    let nf = f32(count);
+    dx[idx] = gamma[ch] * is / nf * (nf * g[idx] - dbeta[ch] - xhat * dgamma[ch]);
+}
