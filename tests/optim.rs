@@ -62,9 +62,27 @@ fn run_adam(gpu: &Gpu, kind: AdamKind, cfg: AdamConfig, n: usize, seed: u64) {
             }
         }
         let what = format!("{kind:?} n={n} wd={} step {t}", cfg.weight_decay);
-        assert_close(&format!("{what} param"), &w_t.to_f32(gpu).unwrap(), &w, ATOL, RTOL);
-        assert_close(&format!("{what} exp_avg"), &m_t.to_f32(gpu).unwrap(), &m, 1e-8, RTOL);
-        assert_close(&format!("{what} exp_avg_sq"), &v_t.to_f32(gpu).unwrap(), &v, 1e-10, RTOL);
+        assert_close(
+            &format!("{what} param"),
+            &w_t.to_f32(gpu).unwrap(),
+            &w,
+            ATOL,
+            RTOL,
+        );
+        assert_close(
+            &format!("{what} exp_avg"),
+            &m_t.to_f32(gpu).unwrap(),
+            &m,
+            1e-8,
+            RTOL,
+        );
+        assert_close(
+            &format!("{what} exp_avg_sq"),
+            &v_t.to_f32(gpu).unwrap(),
+            &v,
+            1e-10,
+            RTOL,
+        );
     }
 }
 
@@ -121,12 +139,33 @@ fn run_sgd(gpu: &Gpu, cfg: SgdConfig, n: usize, seed: u64) {
         };
         let g = rng.vec(n);
         let g_t = Tensor::from_f32(gpu, &[n], &g).unwrap();
-        sgd_step(gpu, &w_t, &g_t, with_buffer.then_some(&buf_t), &skip, &cfg, t).unwrap();
+        sgd_step(
+            gpu,
+            &w_t,
+            &g_t,
+            with_buffer.then_some(&buf_t),
+            &skip,
+            &cfg,
+            t,
+        )
+        .unwrap();
         sgd_step_cpu(&mut w, &g, &mut buf, &cfg, t);
         let what = format!("sgd n={n} {cfg:?} step {t}");
-        assert_close(&format!("{what} param"), &w_t.to_f32(gpu).unwrap(), &w, ATOL, RTOL);
+        assert_close(
+            &format!("{what} param"),
+            &w_t.to_f32(gpu).unwrap(),
+            &w,
+            ATOL,
+            RTOL,
+        );
         if with_buffer {
-            assert_close(&format!("{what} buffer"), &buf_t.to_f32(gpu).unwrap(), &buf, ATOL, RTOL);
+            assert_close(
+                &format!("{what} buffer"),
+                &buf_t.to_f32(gpu).unwrap(),
+                &buf,
+                ATOL,
+                RTOL,
+            );
         }
     }
 }
@@ -190,15 +229,27 @@ fn skip_leaves_param_and_state_untouched() {
     sgd_step(&gpu, &w_t, &g_t, Some(&m_t), &skip, &sgd, 1).unwrap();
     sgd_step(&gpu, &w_t, &g_t, Some(&m_t), &skip, &sgd, 2).unwrap();
     assert_eq!(w_t.to_f32(&gpu).unwrap(), w, "param moved under skip");
-    assert_eq!(m_t.to_f32(&gpu).unwrap(), m, "exp_avg / momentum buffer moved under skip");
+    assert_eq!(
+        m_t.to_f32(&gpu).unwrap(),
+        m,
+        "exp_avg / momentum buffer moved under skip"
+    );
     assert_eq!(v_t.to_f32(&gpu).unwrap(), v, "exp_avg_sq moved under skip");
     // Any nonzero word vetoes, not only 1 (check_finite ORs bits in).
     let skip = Tensor::from_u32(&gpu, &[1], &[0x8000_0000]).unwrap();
     adam_step(&gpu, &w_t, &g_t, &m_t, &v_t, &skip, &cfg, 3);
-    assert_eq!(w_t.to_f32(&gpu).unwrap(), w, "param moved under skip = 0x80000000");
+    assert_eq!(
+        w_t.to_f32(&gpu).unwrap(),
+        w,
+        "param moved under skip = 0x80000000"
+    );
     // And a zero flag lets the update through (the test above can fail).
     adam_step(&gpu, &w_t, &g_t, &m_t, &v_t, &skip_off(&gpu), &cfg, 3);
-    assert_ne!(w_t.to_f32(&gpu).unwrap(), w, "param did not move with skip = 0");
+    assert_ne!(
+        w_t.to_f32(&gpu).unwrap(),
+        w,
+        "param did not move with skip = 0"
+    );
 }
 
 fn flag_of(gpu: &Gpu, x: &[f32]) -> u32 {
@@ -212,11 +263,31 @@ fn check_finite_flags_nan_and_infinities_anywhere() {
     let gpu = gpu();
     let mut rng = Rng::new(600);
     // Finite extremes must not trip the exponent test.
-    let extremes = [0.0, -0.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, -1e-45];
+    let extremes = [
+        0.0,
+        -0.0,
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE,
+        1e-45,
+        -1e-45,
+    ];
     assert_eq!(flag_of(&gpu, &extremes), 0, "finite extremes flagged");
     // NaNs with other payloads and signs are NaNs too.
-    let nans = [f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001), f32::from_bits(0xffc0_1234)];
-    let bads = [nans[0], nans[1], nans[2], nans[3], f32::INFINITY, f32::NEG_INFINITY];
+    let nans = [
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7f80_0001),
+        f32::from_bits(0xffc0_1234),
+    ];
+    let bads = [
+        nans[0],
+        nans[1],
+        nans[2],
+        nans[3],
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ];
     for &n in SIZES {
         let x = rng.vec(n);
         assert!(!check_finite_cpu(&x));
@@ -226,7 +297,11 @@ fn check_finite_flags_nan_and_infinities_anywhere() {
                 let mut y = x.clone();
                 y[pos] = bad;
                 assert!(check_finite_cpu(&y));
-                assert_eq!(flag_of(&gpu, &y), 1, "n={n}: {bad} (case {b}) at {pos} not flagged");
+                assert_eq!(
+                    flag_of(&gpu, &y),
+                    1,
+                    "n={n}: {bad} (case {b}) at {pos} not flagged"
+                );
             }
         }
     }
@@ -253,7 +328,11 @@ fn check_finite_accumulates_and_vetoes_an_update() {
     adam_step(&gpu, &w_t, &good_t, &m_t, &v_t, &flag, &cfg, 1);
     assert_eq!(flag.to_u32(&gpu).unwrap(), [1]);
     assert_eq!(w_t.to_f32(&gpu).unwrap(), w, "vetoed step moved param");
-    assert_eq!(m_t.to_f32(&gpu).unwrap(), vec![0.0; n], "vetoed step moved exp_avg");
+    assert_eq!(
+        m_t.to_f32(&gpu).unwrap(),
+        vec![0.0; n],
+        "vetoed step moved exp_avg"
+    );
     // A fresh flag over finite gradients lets the same step through.
     let flag = finite_flag(&gpu).unwrap();
     check_finite(&gpu, &good_t, &flag);
@@ -261,7 +340,13 @@ fn check_finite_accumulates_and_vetoes_an_update() {
     let (mut w_ref, mut m_ref, mut v_ref) = (w.clone(), vec![0.0; n], vec![0.0; n]);
     adam_step_cpu(&mut w_ref, &good, &mut m_ref, &mut v_ref, &cfg, 1);
     assert_eq!(flag.to_u32(&gpu).unwrap(), [0]);
-    assert_close("unvetoed step", &w_t.to_f32(&gpu).unwrap(), &w_ref, ATOL, RTOL);
+    assert_close(
+        "unvetoed step",
+        &w_t.to_f32(&gpu).unwrap(),
+        &w_ref,
+        ATOL,
+        RTOL,
+    );
 }
 
 #[test]
@@ -300,5 +385,9 @@ fn optimizers_across_several_dispatch_rows() {
     let (mut w_ref, mut b_ref) = (w.clone(), vec![0.0; n]);
     sgd_step_cpu(&mut w_ref, &g, &mut b_ref, &sgd, 1);
     assert_close("several rows sgd", &got_sgd, &w_ref, ATOL, RTOL);
-    assert_eq!(got_flag, [1], "several rows: NaN in the last element not flagged");
+    assert_eq!(
+        got_flag,
+        [1],
+        "several rows: NaN in the last element not flagged"
+    );
 }

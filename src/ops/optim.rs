@@ -173,11 +173,7 @@ const ADAM: Kernel = kernel!(
     [Read, Read, ReadWrite, ReadWrite, ReadWrite]
 );
 const SGD: Kernel = kernel!("optim/sgd.wgsl", "sgd", [Read, Read, ReadWrite, ReadWrite]);
-const CHECK_FINITE: Kernel = kernel!(
-    "optim/check_finite.wgsl",
-    "check_finite",
-    [Read, ReadWrite]
-);
+const CHECK_FINITE: Kernel = kernel!("optim/check_finite.wgsl", "check_finite", [Read, ReadWrite]);
 
 fn check_update_operands(what: &str, param: &Tensor, others: &[(&str, &Tensor)], skip: &Tensor) {
     assert_eq!(param.dtype(), DType::F32, "{what}: param must be f32");
@@ -213,7 +209,11 @@ fn adam_like(
     check_update_operands(
         what,
         param,
-        &[("grad", grad), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)],
+        &[
+            ("grad", grad),
+            ("exp_avg", exp_avg),
+            ("exp_avg_sq", exp_avg_sq),
+        ],
         skip,
     );
     assert!(
@@ -252,7 +252,9 @@ pub fn adam_step(
     cfg: &AdamConfig,
     step: u32,
 ) {
-    adam_like(gpu, param, grad, exp_avg, exp_avg_sq, skip, cfg, step, false);
+    adam_like(
+        gpu, param, grad, exp_avg, exp_avg_sq, skip, cfg, step, false,
+    );
 }
 
 /// One torch.optim.AdamW step at step `t >= 1`, as [`adam_step`] but with
@@ -334,7 +336,10 @@ pub fn finite_flag(gpu: &Gpu) -> Result<Tensor, GpuError> {
 pub fn check_finite(gpu: &Gpu, x: &Tensor, flag: &Tensor) {
     assert_eq!(x.dtype(), DType::F32, "check_finite: x must be f32");
     assert_eq!(flag.numel(), 1, "check_finite: flag must be a u32 [1]");
-    assert!(!x.same_buffer(flag), "check_finite: x and flag share a buffer");
+    assert!(
+        !x.same_buffer(flag),
+        "check_finite: x and flag share a buffer"
+    );
     if x.numel() == 0 {
         return;
     }
@@ -433,7 +438,11 @@ pub fn sgd_step_cpu(
                 momentum_buffer[i] * p.momentum + p.one_minus_dampening * g
             };
             momentum_buffer[i] = b;
-            g = if p.nesterov != 0 { g + p.momentum * b } else { b };
+            g = if p.nesterov != 0 {
+                g + p.momentum * b
+            } else {
+                b
+            };
         }
         param[i] = w + p.neg_lr * g;
     }
@@ -510,7 +519,11 @@ mod tests {
             assert!(close(m[i] as f64, 0.1 * gi, 1e-6));
             assert!(close(v[i] as f64, 0.001 * gi * gi, 1e-6));
             let want = w0[i] as f64 - 0.1 * gi / (gi.abs() + 1e-8);
-            assert!(close(w[i] as f64, want, 1e-6), "w[{i}] = {}, want {want}", w[i]);
+            assert!(
+                close(w[i] as f64, want, 1e-6),
+                "w[{i}] = {}, want {want}",
+                w[i]
+            );
         }
     }
 
@@ -535,13 +548,23 @@ mod tests {
                 for i in 0..4 {
                     let gi = g[i] as f64 + 0.01 * want_w[i];
                     want_b[i] = if t == 0 { gi } else { 0.9 * want_b[i] + gi };
-                    let d = if nesterov { gi + 0.9 * want_b[i] } else { want_b[i] };
+                    let d = if nesterov {
+                        gi + 0.9 * want_b[i]
+                    } else {
+                        want_b[i]
+                    };
                     want_w[i] -= 0.1 * d;
                 }
             }
             for i in 0..4 {
-                assert!(close(w[i] as f64, want_w[i], 1e-6), "nesterov {nesterov} w[{i}]");
-                assert!(close(buf[i] as f64, want_b[i], 1e-6), "nesterov {nesterov} buf[{i}]");
+                assert!(
+                    close(w[i] as f64, want_w[i], 1e-6),
+                    "nesterov {nesterov} w[{i}]"
+                );
+                assert!(
+                    close(buf[i] as f64, want_b[i], 1e-6),
+                    "nesterov {nesterov} buf[{i}]"
+                );
             }
         }
         let mut w = [1.0f32, 2.0, 3.0, 4.0];
@@ -561,7 +584,12 @@ mod tests {
 
     #[test]
     fn check_finite_cpu_flags_nan_and_infinities() {
-        assert!(!check_finite_cpu(&[0.0, -0.0, f32::MAX, f32::MIN_POSITIVE / 2.0]));
+        assert!(!check_finite_cpu(&[
+            0.0,
+            -0.0,
+            f32::MAX,
+            f32::MIN_POSITIVE / 2.0
+        ]));
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             assert!(check_finite_cpu(&[1.0, bad]));
         }
