@@ -60,18 +60,63 @@ fn train_forward_and_running_statistics_match_cpu() {
             let what = format!("train {shape:?} step {step}");
             let x = input(&mut rng, shape, 3.0);
             let x_t = Tensor::from_f32(&gpu, shape, &x).unwrap();
-            let (y, mean, invstd) =
-                batch_norm_train(&gpu, &x_t, &gamma_t, &beta_t, &rm_t, &rv_t, BN_EPS, BN_MOMENTUM)
-                    .unwrap();
+            let (y, mean, invstd) = batch_norm_train(
+                &gpu,
+                &x_t,
+                &gamma_t,
+                &beta_t,
+                &rm_t,
+                &rv_t,
+                BN_EPS,
+                BN_MOMENTUM,
+            )
+            .unwrap();
             let (want_y, want_mean, want_invstd) = batch_norm_train_cpu(
-                &x, dims, &gamma, &beta, &mut rm, &mut rv, BN_EPS, BN_MOMENTUM,
+                &x,
+                dims,
+                &gamma,
+                &beta,
+                &mut rm,
+                &mut rv,
+                BN_EPS,
+                BN_MOMENTUM,
             );
             assert_eq!(y.shape(), shape);
-            assert_close(&format!("{what} mean"), &mean.to_f32(&gpu).unwrap(), &want_mean, 1e-5, 1e-6);
-            assert_close(&format!("{what} invstd"), &invstd.to_f32(&gpu).unwrap(), &want_invstd, ATOL, RTOL);
-            assert_close(&format!("{what} y"), &y.to_f32(&gpu).unwrap(), &want_y, ATOL, RTOL);
-            assert_close(&format!("{what} running_mean"), &rm_t.to_f32(&gpu).unwrap(), &rm, 1e-5, 1e-6);
-            assert_close(&format!("{what} running_var"), &rv_t.to_f32(&gpu).unwrap(), &rv, 1e-5, 1e-5);
+            assert_close(
+                &format!("{what} mean"),
+                &mean.to_f32(&gpu).unwrap(),
+                &want_mean,
+                1e-5,
+                1e-6,
+            );
+            assert_close(
+                &format!("{what} invstd"),
+                &invstd.to_f32(&gpu).unwrap(),
+                &want_invstd,
+                ATOL,
+                RTOL,
+            );
+            assert_close(
+                &format!("{what} y"),
+                &y.to_f32(&gpu).unwrap(),
+                &want_y,
+                ATOL,
+                RTOL,
+            );
+            assert_close(
+                &format!("{what} running_mean"),
+                &rm_t.to_f32(&gpu).unwrap(),
+                &rm,
+                1e-5,
+                1e-6,
+            );
+            assert_close(
+                &format!("{what} running_var"),
+                &rv_t.to_f32(&gpu).unwrap(),
+                &rv,
+                1e-5,
+                1e-5,
+            );
         }
     }
 }
@@ -101,7 +146,13 @@ fn eval_forward_matches_cpu() {
         .unwrap();
         let want = batch_norm_eval_cpu(&x, dims, &gamma, &beta, &rm, &rv, BN_EPS);
         // Elementwise: a few ulps of f32 on values up to ~|x - mean| / 0.7 + 1.
-        assert_close(&format!("eval {shape:?}"), &y.to_f32(&gpu).unwrap(), &want, 1e-5, 1e-5);
+        assert_close(
+            &format!("eval {shape:?}"),
+            &y.to_f32(&gpu).unwrap(),
+            &want,
+            1e-5,
+            1e-5,
+        );
     }
 }
 
@@ -120,9 +171,17 @@ fn backward_matches_cpu() {
         let (x_t, gamma_t) = (t(&x, shape), t(&gamma, &[c]));
         let rm_t = Tensor::zeros(&gpu, &[c], bitprop::DType::F32).unwrap();
         let rv_t = t(&vec![1.0; c], &[c]);
-        let (_, mean, invstd) =
-            batch_norm_train(&gpu, &x_t, &gamma_t, &t(&beta, &[c]), &rm_t, &rv_t, BN_EPS, BN_MOMENTUM)
-                .unwrap();
+        let (_, mean, invstd) = batch_norm_train(
+            &gpu,
+            &x_t,
+            &gamma_t,
+            &t(&beta, &[c]),
+            &rm_t,
+            &rv_t,
+            BN_EPS,
+            BN_MOMENTUM,
+        )
+        .unwrap();
         let (dx, dgamma, dbeta) =
             batch_norm_backward(&gpu, &x_t, &t(&g, shape), &gamma_t, &mean, &invstd).unwrap();
         // The reference starts from the device's saved statistics, so this
@@ -140,9 +199,27 @@ fn backward_matches_cpu() {
         let count = (n * s) as f32;
         let sum_atol = 1e-5 + 2e-7 * count;
         let what = format!("backward {shape:?}");
-        assert_close(&format!("{what} dbeta"), &dbeta.to_f32(&gpu).unwrap(), &want_dbeta, sum_atol, 1e-5);
-        assert_close(&format!("{what} dgamma"), &dgamma.to_f32(&gpu).unwrap(), &want_dgamma, sum_atol, 1e-5);
-        assert_close(&format!("{what} dx"), &dx.to_f32(&gpu).unwrap(), &want_dx, ATOL, RTOL);
+        assert_close(
+            &format!("{what} dbeta"),
+            &dbeta.to_f32(&gpu).unwrap(),
+            &want_dbeta,
+            sum_atol,
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dgamma"),
+            &dgamma.to_f32(&gpu).unwrap(),
+            &want_dgamma,
+            sum_atol,
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dx"),
+            &dx.to_f32(&gpu).unwrap(),
+            &want_dx,
+            ATOL,
+            RTOL,
+        );
     }
 }
 
@@ -156,11 +233,24 @@ fn stats_match_cpu_and_survive_large_offsets() {
         // variance (~1/3) to cancellation of terms ~2.5e5 * c^2, off by far
         // more than the tolerance; two passes keep it to a few ulps.
         let x = input(&mut rng, shape, 500.0);
-        let (mean, var) = batch_norm_stats(&gpu, &Tensor::from_f32(&gpu, shape, &x).unwrap()).unwrap();
+        let (mean, var) =
+            batch_norm_stats(&gpu, &Tensor::from_f32(&gpu, shape, &x).unwrap()).unwrap();
         let (want_mean, want_var) = batch_norm_stats_cpu(&x, dims);
         let what = format!("stats {shape:?}");
-        assert_close(&format!("{what} mean"), &mean.to_f32(&gpu).unwrap(), &want_mean, 1e-5, 1e-6);
-        assert_close(&format!("{what} var"), &var.to_f32(&gpu).unwrap(), &want_var, 1e-5, 1e-4);
+        assert_close(
+            &format!("{what} mean"),
+            &mean.to_f32(&gpu).unwrap(),
+            &want_mean,
+            1e-5,
+            1e-6,
+        );
+        assert_close(
+            &format!("{what} var"),
+            &var.to_f32(&gpu).unwrap(),
+            &want_var,
+            1e-5,
+            1e-4,
+        );
     }
 }
 
@@ -180,20 +270,56 @@ fn batch_norm_across_several_dispatch_rows() {
     let t = |v: &[f32], s: &[usize]| Tensor::from_f32(&gpu, s, v).unwrap();
     let (x_t, gamma_t, rm_t, rv_t) = (t(&x, &shape), t(&gamma, &[c]), t(&rm, &[c]), t(&rv, &[c]));
     gpu.set_grid_limit(3);
-    let (y, mean, invstd) =
-        batch_norm_train(&gpu, &x_t, &gamma_t, &t(&beta, &[c]), &rm_t, &rv_t, BN_EPS, BN_MOMENTUM).unwrap();
-    let (dx, dgamma, dbeta) = batch_norm_backward(&gpu, &x_t, &t(&g, &shape), &gamma_t, &mean, &invstd).unwrap();
+    let (y, mean, invstd) = batch_norm_train(
+        &gpu,
+        &x_t,
+        &gamma_t,
+        &t(&beta, &[c]),
+        &rm_t,
+        &rv_t,
+        BN_EPS,
+        BN_MOMENTUM,
+    )
+    .unwrap();
+    let (dx, dgamma, dbeta) =
+        batch_norm_backward(&gpu, &x_t, &t(&g, &shape), &gamma_t, &mean, &invstd).unwrap();
     let got: Vec<Vec<f32>> = [&y, &mean, &invstd, &rm_t, &rv_t, &dx, &dgamma, &dbeta]
         .iter()
         .map(|t| t.to_f32(&gpu).unwrap())
         .collect();
     gpu.set_grid_limit(u32::MAX);
-    let (want_y, want_mean, want_invstd) =
-        batch_norm_train_cpu(&x, dims, &gamma, &beta, &mut rm, &mut rv, BN_EPS, BN_MOMENTUM);
+    let (want_y, want_mean, want_invstd) = batch_norm_train_cpu(
+        &x,
+        dims,
+        &gamma,
+        &beta,
+        &mut rm,
+        &mut rv,
+        BN_EPS,
+        BN_MOMENTUM,
+    );
     let (want_dx, want_dgamma, want_dbeta) =
         batch_norm_backward_cpu(&x, &g, dims, &gamma, &got[1], &got[2]);
-    let wants = [&want_y, &want_mean, &want_invstd, &rm, &rv, &want_dx, &want_dgamma, &want_dbeta];
-    let names = ["y", "mean", "invstd", "running_mean", "running_var", "dx", "dgamma", "dbeta"];
+    let wants = [
+        &want_y,
+        &want_mean,
+        &want_invstd,
+        &rm,
+        &rv,
+        &want_dx,
+        &want_dgamma,
+        &want_dbeta,
+    ];
+    let names = [
+        "y",
+        "mean",
+        "invstd",
+        "running_mean",
+        "running_var",
+        "dx",
+        "dgamma",
+        "dbeta",
+    ];
     for ((name, got), want) in names.iter().zip(&got).zip(wants) {
         assert_close(&format!("several rows {name}"), got, want, ATOL, RTOL);
     }
