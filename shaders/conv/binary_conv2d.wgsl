@@ -106,7 +106,7 @@ fn binary_conv2d(
                 let iy = iy0[j] + i32(ky);
                 let ix = ix0[j] + i32(kx);
                 inside[j] = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-                // Outside the image, read word 0 of the tensor (in bounds) and discard it.
+                // Outside the image, read row 0 (in bounds) and discard it.
                 xrow[j] = select(0u, (row0[j] + u32(iy) * p.w + u32(ix)) * p.x_row, inside[j]);
                 used_taps[j] += u32(inside[j] || p.pad_one != 0u);
             }
