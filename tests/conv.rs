@@ -93,6 +93,8 @@ fn binary_conv2d_matches_cpu_for_both_paddings() {
         let st = Tensor::from_f32(&gpu, &[g.o], &s).unwrap();
         let xp = pack_signs(&gpu, &xt, g.n, g.c, g.h * g.w, BitLayout::RowMajor).unwrap();
         let wp = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::RowMajor).unwrap();
+        let xp_wm = pack_signs(&gpu, &xt, g.n, g.c, g.h * g.w, BitLayout::WordMajor).unwrap();
+        let wp_wm = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::WordMajor).unwrap();
         for padding in [PadMode::Zero, PadMode::One] {
             let want = binary_conv2d_cpu(&x, &w, g, None, padding);
             // Integer results times one f32 multiply on both sides: exact.
@@ -110,6 +112,17 @@ fn binary_conv2d_matches_cpu_for_both_paddings() {
                     y.to_f32(&gpu).unwrap(),
                     want_scaled,
                     "scaled binary conv {g:?} {padding:?} {block:?}"
+                );
+            }
+            // Word-major operands read the same words through other strides.
+            for (xq, wq) in [(&xp_wm, &wp), (&xp, &wp_wm), (&xp_wm, &wp_wm)] {
+                let y = binary_conv2d(&gpu, xq, wq, g, None, padding).unwrap();
+                assert_eq!(
+                    y.to_f32(&gpu).unwrap(),
+                    want,
+                    "binary conv {g:?} {padding:?} x {:?} w {:?}",
+                    xq.layout,
+                    wq.layout
                 );
             }
         }

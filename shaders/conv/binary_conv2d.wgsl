@@ -2,11 +2,14 @@
 // GEMM with M = N*OH*OW output pixels, N = O output channels and
 // K = C*KH*KW, walked as KH*KW taps of CW = ceil(C / 32) words.
 //
-// x:     u32 [N, H*W, CW], row n*H*W + y*W + x: the input's signs packed
-//        along channels (pack_signs with outer = N, k = C, inner = H*W).
-// wt:    u32 [O, KH*KW, CW], row o*KH*KW + ky*KW + kx: the weights' signs
+// x:     u32, rows n*H*W + y*W + x of CW words: the input's signs packed
+//        along channels (pack_signs with outer = N, k = C, inner = H*W);
+//        word j of row r at x[r * x_row + j * x_word], which covers the
+//        row-major [N*H*W, CW] and word-major [CW, N*H*W] layouts.
+// wt:    u32, rows o*KH*KW + ky*KW + kx of CW words: the weights' signs
 //        packed along channels per tap (pack_signs with outer = O, k = C,
-//        inner = KH*KW). Padding bits of the last word are 0 in both.
+//        inner = KH*KW); word j of row r at wt[r * w_row + j * w_word].
+//        Padding bits of the last word are 0 in both.
 // scale: f32 [O], read when has_scale != 0.
 // out:   f32 [N, O, OH, OW], written here:
 //        out = scale[o] * sum over taps t of (C - 2 * popcount(x_t xor w_t)).
@@ -40,6 +43,10 @@ struct Params {
     pixels: u32,
     // Valid channel bits of the last word (all ones when C % 32 == 0).
     last_mask: u32,
+    x_row: u32,
+    x_word: u32,
+    w_row: u32,
+    w_word: u32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -95,32 +102,51 @@ fn binary_conv2d(
             let tap = ky * p.kw + kx;
             var xrow: array<u32, MAX_RP>;
             var inside: array<bool, MAX_RP>;
-            var used: array<bool, MAX_RP>;
             for (var j = 0u; j < RP; j++) {
                 let iy = iy0[j] + i32(ky);
                 let ix = ix0[j] + i32(kx);
                 inside[j] = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-                xrow[j] = select(0u, (row0[j] + u32(iy) * p.w + u32(ix)) * p.cw, inside[j]);
-                used[j] = inside[j] || p.pad_one != 0u;
-                used_taps[j] += u32(used[j]);
+                // Outside the image, read row 0 (in bounds) and discard it.
+                xrow[j] = select(0u, (row0[j] + u32(iy) * p.w + u32(ix)) * p.x_row, inside[j]);
+                used_taps[j] += u32(inside[j] || p.pad_one != 0u);
             }
+            // The inner loop is branch-free: a padded input is read as +1
+            // (every valid channel bit set), and for zero padding that
+            // tap's popcount(ones xor w) = C - popcount(w) is taken back out.
             for (var cw = 0u; cw < p.cw; cw++) {
                 var wv: array<u32, MAX_RO>;
                 for (var i = 0u; i < RO; i++) {
-                    wv[i] = wt[(wrow[i] + tap) * p.cw + cw];
+                    wv[i] = wt[(wrow[i] + tap) * p.w_row + cw * p.w_word];
                 }
-                // A +1 padded input is every valid channel bit set.
                 let ones = select(0xffffffffu, p.last_mask, cw + 1u == p.cw);
                 for (var j = 0u; j < RP; j++) {
-                    if (!used[j]) {
-                        continue;
-                    }
-                    var xv = ones;
-                    if (inside[j]) {
-                        xv = x[xrow[j] + cw];
-                    }
+                    let xv = select(ones, x[xrow[j] + cw * p.x_word], inside[j]);
                     for (var i = 0u; i < RO; i++) {
                         pop[j][i] += countOneBits(xv ^ wv[i]);
+                    }
+                }
+            }
+            var outside = false;
+            for (var j = 0u; j < RP; j++) {
+                outside = outside || !inside[j];
+            }
+            // Border pixels only: most invocations skip this.
+            if (p.pad_one == 0u && outside) {
+                // keep = C - popcount(w_t), the padded tap's share of pop.
+                var keep: array<u32, MAX_RO>;
+                for (var i = 0u; i < RO; i++) {
+                    keep[i] = p.c;
+                }
+                for (var cw = 0u; cw < p.cw; cw++) {
+                    for (var i = 0u; i < RO; i++) {
+                        keep[i] -= countOneBits(wt[(wrow[i] + tap) * p.w_row + cw * p.w_word]);
+                    }
+                }
+                for (var j = 0u; j < RP; j++) {
+                    if (!inside[j]) {
+                        for (var i = 0u; i < RO; i++) {
+                            pop[j][i] -= keep[i];
+                        }
                     }
                 }
             }

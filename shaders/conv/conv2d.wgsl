@@ -95,10 +95,8 @@ fn conv2d(
                     wv[i] = wt[wrow[i] + c * taps + tap];
                 }
                 for (var j = 0u; j < RP; j++) {
-                    if (!inside[j]) {
-                        continue;
-                    }
-                    let xv = x[xoff[j] + c * hw];
+                    // Branch-free: outside the image xoff is 0, an in-bounds read discarded.
+                    let xv = select(0.0, x[xoff[j] + c * hw], inside[j]);
                     for (var i = 0u; i < RO; i++) {
                         acc[j][i] += xv * wv[i];
                     }

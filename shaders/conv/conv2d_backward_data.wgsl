@@ -98,10 +98,8 @@ fn conv2d_backward_data(
                     wv[i] = wt[o * wo_stride + wcol[i] + tap];
                 }
                 for (var j = 0u; j < RP; j++) {
-                    if (!hit[j]) {
-                        continue;
-                    }
-                    let gv = g[goff[j] + o * ohw];
+                    // Branch-free: without a hit goff is 0, an in-bounds read discarded.
+                    let gv = select(0.0, g[goff[j] + o * ohw], hit[j]);
                     for (var i = 0u; i < RC; i++) {
                         acc[j][i] += gv * wv[i];
                     }

@@ -142,6 +142,10 @@ struct BinaryParams {
     groups: u32,
     pixels: u32,
     last_mask: u32,
+    x_row: u32,
+    x_word: u32,
+    w_row: u32,
+    w_word: u32,
     _pad: [u32; 2],
 }
 
@@ -157,9 +161,11 @@ const BINARY: Kernel = kernel!(
 /// 0 with [`PadMode::Zero`] and `sum_c sign(w_c) = 2 * popcount(w_t) - C`
 /// with [`PadMode::One`].
 ///
-/// `x` is `pack_signs(x, N, C, H*W, RowMajor)` (rows `n*H*W + y*W + x`),
-/// `w` is `pack_signs(w, O, C, KH*KW, RowMajor)` (rows `o*KH*KW + tap`),
-/// `scale` is per output channel `[O]`. Returns `[N, O, OH, OW]`.
+/// `x` is `pack_signs(x, N, C, H*W, layout)` (rows `n*H*W + y*W + x`),
+/// `w` is `pack_signs(w, O, C, KH*KW, layout)` (rows `o*KH*KW + tap`),
+/// either layout for either operand; a word-major `x` lets neighbouring
+/// lanes read neighbouring words. `scale` is per output channel `[O]`.
+/// Returns `[N, O, OH, OW]`.
 pub fn binary_conv2d(
     gpu: &Gpu,
     x: &PackedBits,
@@ -186,8 +192,8 @@ pub fn binary_conv2d_with(
     block.check();
     let g = geom;
     assert!(
-        x.layout == BitLayout::RowMajor && x.rows == g.n * g.h * g.w && x.k == g.c,
-        "binary_conv2d: x must be row-major packed [{} rows, {} bits], got {} rows, {} bits, {:?}",
+        x.rows == g.n * g.h * g.w && x.k == g.c,
+        "binary_conv2d: x must be packed as {} rows of {} bits, got {} rows of {} bits ({:?})",
         g.n * g.h * g.w,
         g.c,
         x.rows,
@@ -195,8 +201,8 @@ pub fn binary_conv2d_with(
         x.layout
     );
     assert!(
-        w.layout == BitLayout::RowMajor && w.rows == g.o * g.taps() && w.k == g.c,
-        "binary_conv2d: w must be row-major packed [{} rows, {} bits], got {} rows, {} bits, {:?}",
+        w.rows == g.o * g.taps() && w.k == g.c,
+        "binary_conv2d: w must be packed as {} rows of {} bits, got {} rows of {} bits ({:?})",
         g.o * g.taps(),
         g.c,
         w.rows,
@@ -233,11 +239,15 @@ pub fn binary_conv2d_with(
         groups_x: gx,
         groups,
         pixels: pixels as u32,
-        last_mask: if g.c % 32 == 0 {
+        last_mask: if g.c.is_multiple_of(32) {
             u32::MAX
         } else {
             (1u32 << (g.c % 32)) - 1
         },
+        x_row: word_strides(x).0,
+        x_word: word_strides(x).1,
+        w_row: word_strides(w).0,
+        w_word: word_strides(w).1,
         _pad: [0; 2],
     };
     gpu.launch(
@@ -257,6 +267,14 @@ pub fn binary_conv2d_with(
         grid,
     );
     Ok(y)
+}
+
+/// (row stride, word stride) of a packed operand's words.
+fn word_strides(b: &PackedBits) -> (u32, u32) {
+    match b.layout {
+        BitLayout::RowMajor => (b.kw() as u32, 1),
+        BitLayout::WordMajor => (1, b.rows as u32),
+    }
 }
 
 /// CPU reference of [`binary_conv2d`] on the unpacked tensors: the float
