@@ -242,7 +242,7 @@ fn read_body<R: Read>(
             return Err(DataError::TrailingData {
                 path: path.to_path_buf(),
                 expected: total,
-                location: "after the data (decompressed)",
+                location: "after the data in the decompressed stream",
             });
         }
     }

@@ -86,7 +86,7 @@ pub enum DataError {
     },
     /// Bytes beyond those the IDX header describes.
     #[error(
-        "{}: trailing data {location}: the IDX header describes {expected} data bytes",
+        "{}: trailing bytes {location} (the IDX header describes {expected} data bytes)",
         path.display()
     )]
     TrailingData {
