@@ -2,6 +2,8 @@
 
 mod bench;
 mod devices;
+mod eval;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// List every adapter wgpu finds, with the limits that matter for compute.
     Devices(devices::DevicesArgs),
+    /// Train a model on Fashion-MNIST; writes metrics, checkpoints, summary and curves.
+    Train(train::TrainArgs),
+    /// Test loss and accuracy of a checkpoint.
+    Eval(eval::EvalArgs),
     /// Benchmarks that print ratios measured side by side in one run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -53,6 +59,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Devices(args) => devices::run(&cli, args),
         Command::Bench(cmd) => bench::run(&cli, cmd),
+        Command::Train(args) => train::run(&cli, args),
+        Command::Eval(args) => eval::run(&cli, args),
     }
 }
 

@@ -55,6 +55,21 @@ impl SplitMix64 {
         mix64(self.state)
     }
 
+    /// Uniform in [0, 1) with 53 bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.next_f64() as f32
+    }
+
+    /// An independent generator for a named sub-stream (e.g. weight init).
+    pub fn fork(&self, salt: u64) -> SplitMix64 {
+        SplitMix64::new(mix64(self.state ^ mix64(salt)))
+    }
+
     /// A uniform integer in `[0, bound)` (`bound > 0`), without modulo bias,
     /// by Lemire's multiply-shift with rejection ("Fast random integer
     /// generation in an interval", 2019): `floor(x * bound / 2^64)` for a

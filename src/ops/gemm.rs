@@ -14,8 +14,9 @@ pub enum GemmVariant {
     Block { wg: u32, rm: u32, rn: u32 },
     /// 64 x 64 output tiles through workgroup memory, 256 lanes.
     Tiled,
-    /// A 4 x 4 block held in vec4 registers, `wg` lanes (XNOR only, word-major `b`).
-    Vec4 { wg: u32 },
+    /// `rm` rows x 4 columns held in vec4 registers (`rm` in 4, 8, 16), `wg`
+    /// lanes; the XNOR kernel needs word-major `b`.
+    Vec4 { wg: u32, rm: u32 },
 }
 
 impl GemmVariant {
@@ -23,18 +24,14 @@ impl GemmVariant {
         match self {
             GemmVariant::Block { wg, rm, rn } => format!("block{rm}x{rn}/wg{wg}"),
             GemmVariant::Tiled => "tiled64".to_string(),
-            GemmVariant::Vec4 { wg } => format!("vec4x4/wg{wg}"),
+            GemmVariant::Vec4 { wg, rm } => format!("vec4r{rm}/wg{wg}"),
         }
     }
 
     /// The default for an adapter: CPU adapters pay dearly for barriers.
     pub fn default_for(gpu: &Gpu) -> GemmVariant {
         if gpu.info.device_type == wgpu::DeviceType::Cpu {
-            GemmVariant::Block {
-                wg: 64,
-                rm: 8,
-                rn: 2,
-            }
+            GemmVariant::Vec4 { wg: 64, rm: 8 }
         } else {
             GemmVariant::Tiled
         }
@@ -42,16 +39,22 @@ impl GemmVariant {
 
     /// Candidates an autotune tries.
     pub fn candidates() -> Vec<GemmVariant> {
-        let mut v = vec![
-            GemmVariant::Tiled,
-            GemmVariant::Vec4 { wg: 32 },
-            GemmVariant::Vec4 { wg: 64 },
-        ];
-        for (rm, rn) in [(4, 4), (8, 2), (8, 4), (4, 2), (8, 1)] {
+        let mut v = vec![GemmVariant::Tiled];
+        for rm in [4, 8, 16] {
             for wg in [32, 64] {
-                v.push(GemmVariant::Block { wg, rm, rn });
+                v.push(GemmVariant::Vec4 { wg, rm });
             }
         }
+        v.push(GemmVariant::Block {
+            wg: 64,
+            rm: 4,
+            rn: 4,
+        });
+        v.push(GemmVariant::Block {
+            wg: 64,
+            rm: 8,
+            rn: 2,
+        });
         v
     }
 
@@ -62,7 +65,10 @@ impl GemmVariant {
                 m.div_ceil(rm as usize) as u32,
             ),
             GemmVariant::Tiled => (n.div_ceil(64) as u32, m.div_ceil(64) as u32),
-            GemmVariant::Vec4 { wg } => (n.div_ceil(4 * wg as usize) as u32, m.div_ceil(4) as u32),
+            GemmVariant::Vec4 { wg, rm } => (
+                n.div_ceil(4 * wg as usize) as u32,
+                m.div_ceil(rm as usize) as u32,
+            ),
         }
     }
 
@@ -72,7 +78,7 @@ impl GemmVariant {
                 vec![("WG", wg as f64), ("RM", rm as f64), ("RN", rn as f64)]
             }
             GemmVariant::Tiled => vec![],
-            GemmVariant::Vec4 { wg } => vec![("WG", wg as f64)],
+            GemmVariant::Vec4 { wg, .. } => vec![("WG", wg as f64)],
         }
     }
 }
@@ -100,11 +106,50 @@ const XNOR_COLS: Kernel = kernel!(
     "xnor_gemm_cols",
     [Read, Read, Read, ReadWrite]
 );
-const XNOR_COLS_V4: Kernel = kernel!(
-    "gemm/xnor_gemm.wgsl",
-    "xnor_gemm_cols_v4",
-    [Read, Read, Read, ReadWrite]
-);
+const XNOR_VEC4: [Kernel; 3] = [
+    kernel!(
+        "gemm/xnor_gemm.wgsl",
+        "xnor_gemm_cols_r4",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        "gemm/xnor_gemm.wgsl",
+        "xnor_gemm_cols_r8",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        "gemm/xnor_gemm.wgsl",
+        "xnor_gemm_cols_r16",
+        [Read, Read, Read, ReadWrite]
+    ),
+];
+const F32_VEC4: [Kernel; 3] = [
+    kernel!(
+        "gemm/f32_gemm.wgsl",
+        "f32_gemm_r4",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        "gemm/f32_gemm.wgsl",
+        "f32_gemm_r8",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        "gemm/f32_gemm.wgsl",
+        "f32_gemm_r16",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+];
+
+/// The unrolled entry point for a vec4 block of `rm` rows.
+fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
+    match rm {
+        4 => &family[0],
+        8 => &family[1],
+        16 => &family[2],
+        _ => panic!("no vec4 GEMM kernel with {rm} rows (4, 8 or 16)"),
+    }
+}
 const XNOR_TILED: Kernel = kernel!(
     "gemm/xnor_gemm.wgsl",
     "xnor_gemm_tiled",
@@ -140,7 +185,7 @@ pub fn xnor_gemm(
         (GemmVariant::Tiled, BitLayout::WordMajor) => {
             panic!("xnor_gemm: the tiled variant needs row-major b")
         }
-        (GemmVariant::Vec4 { .. }, BitLayout::WordMajor) => &XNOR_COLS_V4,
+        (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
         (GemmVariant::Vec4 { .. }, BitLayout::RowMajor) => {
             panic!("xnor_gemm: the vec4 variant needs word-major b")
         }
@@ -364,7 +409,7 @@ pub fn f32_gemm(
     let (kernel, (gx, gy)) = match variant {
         GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
         GemmVariant::Block { .. } => (&F32_BLOCK, variant.grid(m, n)),
-        GemmVariant::Vec4 { .. } => panic!("f32_gemm has no vec4 variant"),
+        GemmVariant::Vec4 { rm, .. } => (vec4_kernel(&F32_VEC4, rm), variant.grid(m, n)),
     };
     let groups = gx as u64 * gy as u64;
     let params = F32Params {
@@ -440,4 +485,144 @@ pub fn f32_gemm_cpu(
         }
     }
     c
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SignParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    nw: u32,
+    a_sm: u32,
+    a_sk: u32,
+    has_scale: u32,
+    has_bias: u32,
+    accumulate: u32,
+    groups_x: u32,
+    groups: u32,
+    _pad: u32,
+}
+
+const SIGN_GEMM: [Kernel; 3] = [
+    kernel!(
+        "gemm/sign_gemm.wgsl",
+        "sign_gemm_r4",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        "gemm/sign_gemm.wgsl",
+        "sign_gemm_r8",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        "gemm/sign_gemm.wgsl",
+        "sign_gemm_r16",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+];
+
+/// Rows of the workgroup block of [`sign_gemm`] (4, 8 or 16).
+pub const SIGN_GEMM_ROWS: [u32; 3] = [4, 8, 16];
+
+/// Real x sign GEMM: `c[m, n] = scale[n] * sum_kk op(a)[m, kk] * s[kk, n] + bias[n]`
+/// with `s` in {-1, +1}, given as packed bits `s.rows = k` rows of `s.k = n`
+/// bits (packed along n, row-major). Every load is uniform across a workgroup.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_gemm(
+    gpu: &Gpu,
+    a: &Tensor,
+    ta: Trans,
+    s: &PackedBits,
+    epilogue: Epilogue,
+    out: Option<&Tensor>,
+    rm: u32,
+) -> Result<Tensor, GpuError> {
+    assert_eq!(
+        s.layout,
+        BitLayout::RowMajor,
+        "sign_gemm: s must be row-major"
+    );
+    let (ar, ac) = (a.shape()[0], a.shape()[1]);
+    let (m, k, a_sm, a_sk) = match ta {
+        Trans::N => (ar, ac, ac, 1),
+        Trans::T => (ac, ar, 1, ac),
+    };
+    assert_eq!(
+        k,
+        s.rows,
+        "sign_gemm: a {:?} ({ta:?}) has k = {k}, s has {} rows",
+        a.shape(),
+        s.rows
+    );
+    let n = s.k;
+    let c = match out {
+        Some(o) => {
+            assert_eq!(
+                o.shape(),
+                [m, n],
+                "sign_gemm: out is {:?}, product is [{m}, {n}]",
+                o.shape()
+            );
+            o.clone()
+        }
+        None => {
+            assert!(
+                !epilogue.accumulate,
+                "sign_gemm: accumulate needs an out tensor"
+            );
+            Tensor::empty(gpu, &[m, n], DType::F32)?
+        }
+    };
+    let nw = n.div_ceil(32);
+    let gx = nw.div_ceil(4) as u32;
+    let gy = m.div_ceil(rm as usize) as u32;
+    let groups = gx as u64 * gy as u64;
+    let kernel = match rm {
+        4 => &SIGN_GEMM[0],
+        8 => &SIGN_GEMM[1],
+        16 => &SIGN_GEMM[2],
+        _ => panic!("sign_gemm: no kernel with {rm} rows (4, 8 or 16)"),
+    };
+    let params = SignParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        nw: nw as u32,
+        a_sm: a_sm as u32,
+        a_sk: a_sk as u32,
+        has_scale: epilogue.scale.is_some() as u32,
+        has_bias: epilogue.bias.is_some() as u32,
+        accumulate: epilogue.accumulate as u32,
+        groups_x: gx,
+        groups: groups as u32,
+        _pad: 0,
+    };
+    gpu.launch(
+        kernel,
+        &[],
+        &params,
+        &[
+            a.binding(),
+            s.words.binding(),
+            epilogue.scale.map_or(unused(a), |t| t.binding()),
+            epilogue.bias.map_or(unused(a), |t| t.binding()),
+            c.binding(),
+        ],
+        gpu.grid(groups),
+    );
+    Ok(c)
+}
+
+/// Unpacks row-major packed bits `[rows, kw]` to ±1 values `[rows, k]`.
+pub fn unpack_signs_cpu(words: &[u32], rows: usize, k: usize) -> Vec<f32> {
+    let kw = k.div_ceil(32);
+    let mut out = Vec::with_capacity(rows * k);
+    for r in 0..rows {
+        for i in 0..k {
+            let bit = (words[r * kw + i / 32] >> (i % 32)) & 1;
+            out.push(if bit == 1 { 1.0 } else { -1.0 });
+        }
+    }
+    out
 }

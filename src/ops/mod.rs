@@ -2,6 +2,7 @@
 //! CPU reference that tests (and the CPU runtime) compare against.
 
 pub mod act;
+pub mod channel;
 pub mod conv;
 pub mod gemm;
 pub mod loss;

@@ -177,26 +177,10 @@ pub fn time_candidates(
 pub fn f32_candidates() -> Vec<GemmVariant> {
     vec![
         GemmVariant::Tiled,
-        GemmVariant::Block {
-            wg: 64,
-            rm: 4,
-            rn: 4,
-        },
-        GemmVariant::Block {
-            wg: 64,
-            rm: 8,
-            rn: 4,
-        },
-        GemmVariant::Block {
-            wg: 64,
-            rm: 8,
-            rn: 2,
-        },
-        GemmVariant::Block {
-            wg: 32,
-            rm: 8,
-            rn: 4,
-        },
+        GemmVariant::Vec4 { wg: 64, rm: 4 },
+        GemmVariant::Vec4 { wg: 64, rm: 8 },
+        GemmVariant::Vec4 { wg: 32, rm: 16 },
+        GemmVariant::Vec4 { wg: 64, rm: 16 },
     ]
 }
 

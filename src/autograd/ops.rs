@@ -1,0 +1,442 @@
+//! Differentiable forward ops: each runs device kernels and records its backward.
+
+use crate::autograd::{Tape, Var};
+use crate::gpu::GpuError;
+use crate::ops::gemm::{Epilogue, GemmVariant, Trans, f32_gemm, sign_gemm, xnor_gemm};
+use crate::ops::pack::{BitLayout, pack_signs};
+use crate::ops::tune::{GemmFamily, gemm_variant};
+use crate::ops::{act, channel, conv, loss, norm, pool, reduce};
+use crate::tensor::Tensor;
+
+/// Rows of the real x sign GEMM's register block.
+const SIGN_ROWS: u32 = 16;
+
+/// (channels, inner) of a `[N, C]` or `[N, C, H, W]` tensor.
+pub fn channels_inner(t: &Tensor) -> (usize, usize) {
+    let s = t.shape();
+    (s[1], s[2..].iter().product::<usize>().max(1))
+}
+
+/// Per-output-row mean |w| of `w` viewed as `[rows, rest]`: the XNOR-Net scale alpha.
+pub fn row_mean_abs(tape: &Tape, w: &Tensor) -> Result<Tensor, GpuError> {
+    let rows = w.shape()[0];
+    reduce::reduce_rows(
+        tape.gpu(),
+        &w.reshape(&[rows, w.numel() / rows]),
+        reduce::Reduction::MeanAbs,
+    )
+}
+
+/// Fully connected layer `y = x W_b^T` with binary weights
+/// `W_b = alpha_o * sign(W)`, `alpha_o = mean |W[o, :]|` (detached).
+/// The forward runs XNOR-popcount when `x` holds signs, the real x sign GEMM
+/// otherwise. Backward: `dx = (dy * alpha) sign(W)`, `dW_b = dy^T x`, and the
+/// latent gradient `dW = dW_b * 1[|W| <= 1]`.
+pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
+    let gpu = tape.gpu().clone();
+    let xt = tape.value(x).clone();
+    let wt = tape.value(w).clone();
+    let (batch, inp) = (xt.shape()[0], xt.shape()[1]);
+    let out = wt.shape()[0];
+    assert_eq!(
+        wt.shape()[1],
+        inp,
+        "binary_linear: x {:?} vs weight {:?}",
+        xt.shape(),
+        wt.shape()
+    );
+    let alpha = row_mean_abs(tape, &wt)?;
+    // Weight signs packed along the input axis: rows = out, bits over in.
+    let w_rows = pack_signs(&gpu, &wt, out, inp, 1, BitLayout::RowMajor)?;
+    let x_signs = tape.is_signs(x);
+    let y = if x_signs {
+        let variant = gemm_variant(&gpu, GemmFamily::Xnor)?;
+        let xp = pack_signs(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
+        let wp = match variant {
+            GemmVariant::Vec4 { .. } => pack_signs(&gpu, &wt, out, inp, 1, BitLayout::WordMajor)?,
+            _ => w_rows.clone(),
+        };
+        xnor_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?
+    } else {
+        // sign(W)^T packed along the output axis: rows = in, bits over out.
+        let wt_signs = pack_signs(&gpu, &wt, 1, out, inp, BitLayout::RowMajor)?;
+        let ep = Epilogue {
+            scale: Some(&alpha),
+            ..Default::default()
+        };
+        sign_gemm(&gpu, &xt, Trans::N, &wt_signs, ep, None, SIGN_ROWS)?
+    };
+    let needs_dx = tape.needs_grad(x);
+    Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
+        let mut grads = Vec::new();
+        if needs_dx {
+            let dya = channel::channel_affine(gpu, dy, out, 1, Some(&alpha), None)?;
+            let dx = sign_gemm(
+                gpu,
+                &dya,
+                Trans::N,
+                &w_rows,
+                Epilogue::default(),
+                None,
+                SIGN_ROWS,
+            )?;
+            grads.push((x, dx));
+        }
+        let dwb = if x_signs {
+            let xs = pack_signs(gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
+            sign_gemm(gpu, dy, Trans::T, &xs, Epilogue::default(), None, SIGN_ROWS)?
+        } else {
+            let v = gemm_variant(gpu, GemmFamily::F32)?;
+            f32_gemm(
+                gpu,
+                dy,
+                Trans::T,
+                &xt,
+                Trans::N,
+                Epilogue::default(),
+                None,
+                v,
+            )?
+        };
+        grads.push((w, act::ste_sign_backward(gpu, &wt, &dwb)?));
+        Ok(grads)
+    }))
+}
+
+/// Fully connected layer with real weights: `y = x W^T (+ b)`.
+pub fn linear(tape: &mut Tape, x: Var, w: Var, bias: Option<Var>) -> Result<Var, GpuError> {
+    let gpu = tape.gpu().clone();
+    let xt = tape.value(x).clone();
+    let wt = tape.value(w).clone();
+    let bt = bias.map(|b| tape.value(b).clone());
+    let v = gemm_variant(&gpu, GemmFamily::F32)?;
+    let ep = Epilogue {
+        bias: bt.as_ref(),
+        ..Default::default()
+    };
+    let y = f32_gemm(&gpu, &xt, Trans::N, &wt, Trans::T, ep, None, v)?;
+    let needs_dx = tape.needs_grad(x);
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
+    Ok(tape.record(y, &inputs, false, move |gpu, dy| {
+        let mut grads = Vec::new();
+        if needs_dx {
+            grads.push((
+                x,
+                f32_gemm(
+                    gpu,
+                    dy,
+                    Trans::N,
+                    &wt,
+                    Trans::N,
+                    Epilogue::default(),
+                    None,
+                    v,
+                )?,
+            ));
+        }
+        grads.push((
+            w,
+            f32_gemm(
+                gpu,
+                dy,
+                Trans::T,
+                &xt,
+                Trans::N,
+                Epilogue::default(),
+                None,
+                v,
+            )?,
+        ));
+        if let Some(b) = bias {
+            grads.push((b, reduce::reduce_channels(gpu, dy, reduce::Reduction::Sum)?));
+        }
+        Ok(grads)
+    }))
+}
+
+/// 2-D convolution, zero padding. With `binary_weights` the weights are
+/// `alpha_o * sign(W)` as in [`binary_linear`], and the forward runs on
+/// packed bits when the input holds signs.
+pub fn conv2d(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    stride: usize,
+    pad: usize,
+    binary_weights: bool,
+) -> Result<Var, GpuError> {
+    let gpu = tape.gpu().clone();
+    let xt = tape.value(x).clone();
+    let wt = tape.value(w).clone();
+    let (xs, ws) = (xt.shape().to_vec(), wt.shape().to_vec());
+    assert_eq!(xs[1], ws[1], "conv2d: input {xs:?} vs weight {ws:?}");
+    let geom = conv::Conv2dGeom {
+        n: xs[0],
+        c: xs[1],
+        h: xs[2],
+        w: xs[3],
+        o: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        stride,
+        pad,
+    };
+    let taps = geom.kh * geom.kw;
+    let x_signs = tape.is_signs(x);
+    let (y, w_eff, alpha) = if binary_weights {
+        let alpha = row_mean_abs(tape, &wt)?;
+        let signs = act::sign(&gpu, &wt)?;
+        let w_b = channel::channel_affine(&gpu, &signs, geom.o, geom.c * taps, Some(&alpha), None)?;
+        let y = if x_signs {
+            let xp = pack_signs(
+                &gpu,
+                &xt,
+                geom.n,
+                geom.c,
+                geom.h * geom.w,
+                BitLayout::RowMajor,
+            )?;
+            let wp = pack_signs(&gpu, &wt, geom.o, geom.c, taps, BitLayout::RowMajor)?;
+            conv::binary_conv2d(&gpu, &xp, &wp, geom, Some(&alpha), conv::PadMode::Zero)?
+        } else {
+            conv::conv2d(&gpu, &xt, &w_b, geom, None)?
+        };
+        (y, w_b, Some(alpha))
+    } else {
+        (conv::conv2d(&gpu, &xt, &wt, geom, None)?, wt.clone(), None)
+    };
+    let needs_dx = tape.needs_grad(x);
+    Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
+        let mut grads = Vec::new();
+        if needs_dx {
+            grads.push((x, conv::conv2d_backward_data(gpu, dy, &w_eff, geom)?));
+        }
+        let dw = conv::conv2d_backward_weights(gpu, &xt, dy, geom)?;
+        let dw = if alpha.is_some() {
+            act::ste_sign_backward(gpu, &wt, &dw)?
+        } else {
+            dw
+        };
+        grads.push((w, dw));
+        Ok(grads)
+    }))
+}
+
+/// Sign with the clipped straight-through estimator: forward sign(x),
+/// backward `g * 1[|x| <= 1]`.
+pub fn sign_ste(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let xt = tape.value(x).clone();
+    let y = act::sign(tape.gpu(), &xt)?;
+    Ok(tape.record(y, &[x], true, move |gpu, g| {
+        Ok(vec![(x, act::ste_sign_backward(gpu, &xt, g)?)])
+    }))
+}
+
+/// HardTanh clamp to [lo, hi]; gradient passes inside the interval.
+pub fn hardtanh(tape: &mut Tape, x: Var, lo: f32, hi: f32) -> Result<Var, GpuError> {
+    let xt = tape.value(x).clone();
+    let y = act::hardtanh(tape.gpu(), &xt, lo, hi)?;
+    Ok(tape.record(y, &[x], false, move |gpu, g| {
+        Ok(vec![(x, act::hardtanh_backward(gpu, &xt, g, lo, hi)?)])
+    }))
+}
+
+/// RSign (ReActNet): `sign(x - a_c)` with the ApproxSign backward.
+pub fn rsign(tape: &mut Tape, x: Var, a: Var) -> Result<Var, GpuError> {
+    let xt = tape.value(x).clone();
+    let at = tape.value(a).clone();
+    let y = act::rsign(tape.gpu(), &xt, &at)?;
+    Ok(tape.record(y, &[x, a], true, move |gpu, g| {
+        let (dx, da) = act::rsign_backward(gpu, &xt, &at, g)?;
+        Ok(vec![(x, dx), (a, da)])
+    }))
+}
+
+/// RPReLU (ReActNet), per channel: `x - gamma + zeta` above gamma,
+/// `beta (x - gamma) + zeta` below.
+pub fn rprelu(tape: &mut Tape, x: Var, beta: Var, gamma: Var, zeta: Var) -> Result<Var, GpuError> {
+    let xt = tape.value(x).clone();
+    let (bt, gt, zt) = (
+        tape.value(beta).clone(),
+        tape.value(gamma).clone(),
+        tape.value(zeta).clone(),
+    );
+    let y = act::rprelu(tape.gpu(), &xt, &bt, &gt, &zt)?;
+    Ok(
+        tape.record(y, &[x, beta, gamma, zeta], false, move |gpu, g| {
+            let r = act::rprelu_backward(gpu, &xt, &bt, &gt, g)?;
+            Ok(vec![
+                (x, r.dx),
+                (beta, r.dbeta),
+                (gamma, r.dgamma),
+                (zeta, r.dzeta),
+            ])
+        }),
+    )
+}
+
+/// Elementwise sum of two same-shaped values (residual shortcuts).
+pub fn add(tape: &mut Tape, a: Var, b: Var) -> Result<Var, GpuError> {
+    let y = act::add(tape.gpu(), tape.value(a), tape.value(b))?;
+    Ok(tape.record(y, &[a, b], false, move |_, g| {
+        Ok(vec![(a, g.clone()), (b, g.clone())])
+    }))
+}
+
+/// Same values, another shape (flatten).
+pub fn reshape(tape: &mut Tape, x: Var, shape: &[usize]) -> Var {
+    let signs = tape.is_signs(x);
+    let y = tape.value(x).reshape(shape);
+    tape.record(y, &[x], signs, move |_, g| Ok(vec![(x, g.clone())]))
+}
+
+/// 2x2 max pooling, stride 2.
+pub fn max_pool2x2(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let shape = tape.value(x).shape().to_vec();
+    let signs = tape.is_signs(x);
+    let (y, idx) = pool::max_pool2x2(tape.gpu(), tape.value(x))?;
+    Ok(tape.record(y, &[x], signs, move |gpu, g| {
+        Ok(vec![(x, pool::max_pool2x2_backward(gpu, g, &idx, &shape)?)])
+    }))
+}
+
+/// 2x2 average pooling, stride 2.
+pub fn avg_pool2x2(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let shape = tape.value(x).shape().to_vec();
+    let y = pool::avg_pool2x2(tape.gpu(), tape.value(x))?;
+    Ok(tape.record(y, &[x], false, move |gpu, g| {
+        Ok(vec![(x, pool::avg_pool2x2_backward(gpu, g, &shape)?)])
+    }))
+}
+
+/// Batch norm state a layer owns: running statistics updated in training.
+pub struct BnState<'a> {
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+/// Batch norm over `[N, C]` or `[N, C, H, W]`: batch statistics (and a
+/// running-statistics update) in training, running statistics in eval.
+pub fn batch_norm(
+    tape: &mut Tape,
+    x: Var,
+    gamma: Var,
+    beta: Var,
+    state: BnState,
+    train: bool,
+) -> Result<Var, GpuError> {
+    let gpu = tape.gpu().clone();
+    let xt = tape.value(x).clone();
+    let (gt, bt) = (tape.value(gamma).clone(), tape.value(beta).clone());
+    if !train {
+        let y = norm::batch_norm_eval(
+            &gpu,
+            &xt,
+            &gt,
+            &bt,
+            state.running_mean,
+            state.running_var,
+            state.eps,
+        )?;
+        return Ok(tape.record(y, &[x, gamma, beta], false, move |_, _| {
+            panic!("batch_norm in eval mode has no backward")
+        }));
+    }
+    let (y, mean, invstd) = norm::batch_norm_train(
+        &gpu,
+        &xt,
+        &gt,
+        &bt,
+        state.running_mean,
+        state.running_var,
+        state.eps,
+        state.momentum,
+    )?;
+    Ok(tape.record(y, &[x, gamma, beta], false, move |gpu, g| {
+        let (dx, dg, db) = norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd)?;
+        Ok(vec![(x, dx), (gamma, dg), (beta, db)])
+    }))
+}
+
+/// Mean softmax cross-entropy of `logits [N, C]` against `labels` (u32 [N]).
+/// Its backward folds in the upstream gradient 1 (the loss is the tape's root).
+pub fn softmax_cross_entropy(
+    tape: &mut Tape,
+    logits: Var,
+    labels: &Tensor,
+) -> Result<Var, GpuError> {
+    let (l, probs) = loss::softmax_cross_entropy(tape.gpu(), tape.value(logits), labels)?;
+    let labels = labels.clone();
+    Ok(tape.record(l, &[logits], false, move |gpu, _| {
+        Ok(vec![(
+            logits,
+            loss::softmax_cross_entropy_backward(gpu, &probs, &labels)?,
+        )])
+    }))
+}
+
+/// Knowledge-distillation loss against detached teacher logits at temperature `t`.
+pub fn kd_loss(tape: &mut Tape, logits: Var, teacher: &Tensor, t: f32) -> Result<Var, GpuError> {
+    let student = tape.value(logits).clone();
+    let l = loss::kd_loss(tape.gpu(), &student, teacher, t)?;
+    let teacher = teacher.clone();
+    Ok(tape.record(l, &[logits], false, move |gpu, _| {
+        Ok(vec![(
+            logits,
+            loss::kd_loss_backward(gpu, &student, &teacher, t)?,
+        )])
+    }))
+}
+
+/// A scalar 1 to seed [`Tape::backward`] from a loss.
+pub fn loss_seed(tape: &Tape) -> Result<Tensor, GpuError> {
+    Tensor::from_f32(tape.gpu(), &[1], &[1.0])
+}
+
+/// Global average pooling `[N, C, H, W] -> [N, C]`, as GEMMs with a ones vector.
+pub fn global_avg_pool(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let gpu = tape.gpu().clone();
+    let xt = tape.value(x).clone();
+    let s = xt.shape().to_vec();
+    let (rows, plane) = (s[0] * s[1], s[2] * s[3]);
+    let inv = Tensor::from_f32(&gpu, &[1], &[1.0 / plane as f32])?;
+    let ones_col = Tensor::from_f32(&gpu, &[plane, 1], &vec![1.0; plane])?;
+    let v = gemm_variant(&gpu, GemmFamily::F32)?;
+    let ep = Epilogue {
+        scale: Some(&inv),
+        ..Default::default()
+    };
+    let y = f32_gemm(
+        &gpu,
+        &xt.reshape(&[rows, plane]),
+        Trans::N,
+        &ones_col,
+        Trans::N,
+        ep,
+        None,
+        v,
+    )?;
+    let y = y.reshape(&[s[0], s[1]]);
+    Ok(tape.record(y, &[x], false, move |gpu, g| {
+        let inv_row = Tensor::from_f32(gpu, &[plane], &vec![1.0 / plane as f32; plane])?;
+        let ones_row = ones_col.reshape(&[1, plane]);
+        let ep = Epilogue {
+            scale: Some(&inv_row),
+            ..Default::default()
+        };
+        let dx = f32_gemm(
+            gpu,
+            &g.reshape(&[rows, 1]),
+            Trans::N,
+            &ones_row,
+            Trans::N,
+            ep,
+            None,
+            v,
+        )?;
+        Ok(vec![(x, dx.reshape(&s))])
+    }))
+}

@@ -1,0 +1,50 @@
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Cli, print_json};
+use crate::gpu::Gpu;
+use crate::nn::build_model;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A model checkpoint written by `bitprop train` (the model is read from its metadata).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Directory with the Fashion-MNIST IDX files.
+    #[arg(long, default_value = crate::data::DEFAULT_FASHION_MNIST_DIR)]
+    data: PathBuf,
+    /// Evaluation batch size.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Print `{"test_loss": .., "test_acc": ..}` on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch > 0, "--batch must be positive");
+    let ck = crate::checkpoint::load(&args.checkpoint)?;
+    let name = ck.metadata.get("model").ok_or_else(|| {
+        anyhow::anyhow!(
+            "checkpoint {}: metadata has no 'model' entry (not written by bitprop train?)",
+            args.checkpoint.display()
+        )
+    })?;
+    let gpu = Gpu::new(&cli.device_options()?)?;
+    let mut model = build_model(&gpu, name, 0)?;
+    crate::train::files::load_model(&gpu, model.store_mut(), &args.checkpoint)?;
+    let (_, test) = crate::data::load_fashion_mnist(&args.data)?;
+    let e = crate::train::evaluate(&gpu, model.as_ref(), &test, args.batch)?;
+    eprintln!(
+        "{}: test loss {:.4}, test accuracy {:.4} ({} images)",
+        args.checkpoint.display(),
+        e.loss,
+        e.acc,
+        test.n
+    );
+    if args.json {
+        print_json(&serde_json::json!({ "test_loss": e.loss, "test_acc": e.acc }))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Cli, print_json};
+use crate::gpu::Gpu;
+use crate::optim::{DecayScope, OptimizerKind, Schedule};
+use crate::train::TrainConfig;
+
+/// Flags of `bitprop train`; each overrides the same key of `--config`.
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// A flat TOML file whose keys are these flags' long names with `_` for `-`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Model: bmlp, bcnn, reactnet-s, or their real-valued twins bmlp-f32, bcnn-f32, reactnet-s-f32.
+    #[arg(long)]
+    model: Option<String>,
+    /// Epochs to train [default: 10].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training batch size [default: 256].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// adam (L2 weight decay), adamw (decoupled) or sgd (momentum) [default: adam].
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
+    /// Initial learning rate [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Weight decay [default: 0].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Where weight decay applies: all, or kernels (conv/linear kernels only) [default: all].
+    #[arg(long)]
+    decay_scope: Option<DecayScope>,
+    /// Learning rate schedule per step: linear (to 0), cosine or constant [default: linear].
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// SGD momentum [default: 0.9].
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Nesterov momentum for SGD.
+    #[arg(long)]
+    nesterov: bool,
+    /// Seed of weight init and shuffling [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output directory for metrics.jsonl, checkpoints, summary.json, curves.png [default: runs/latest].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Directory with the Fashion-MNIST IDX files [default: /usr/share/datasets/fashion-mnist].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Train on the first N training images only.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Hold out the last N training images for validation (0: none; default 5000, or a
+    /// tenth of the training images when fewer than 50,000 are used).
+    #[arg(long)]
+    val: Option<usize>,
+    /// Batch size for evaluation passes [default: 1000].
+    #[arg(long)]
+    eval_batch: Option<usize>,
+    /// Print summary.json's object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    /// Defaults, then the TOML file, then the flags given.
+    pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(p) => TrainConfig::from_toml_file(p)?,
+            None => TrainConfig::default(),
+        };
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        over!(
+            model,
+            epochs,
+            batch,
+            optimizer,
+            lr,
+            weight_decay,
+            decay_scope,
+            schedule,
+            momentum,
+            seed,
+            out,
+            data,
+            limit_train,
+            eval_batch
+        );
+        if self.nesterov {
+            c.nesterov = true;
+        }
+        if let Some(v) = self.val {
+            c.val = Some(v);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
+    let cfg = args.resolve()?;
+    let gpu = Gpu::new(&cli.device_options()?)?;
+    let summary = crate::train::train(
+        gpu,
+        &cfg,
+        !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )?;
+    eprintln!(
+        "done: final test acc {:.4}, best {} test acc {:.4} (epoch {}), {:.0} s; run in {}",
+        summary.final_test_acc,
+        if summary.best_val_acc.is_some() {
+            "validation-chosen"
+        } else {
+            "(last)"
+        },
+        summary.best_test_acc,
+        summary.best_epoch,
+        summary.total_seconds,
+        cfg.out.display()
+    );
+    if args.json {
+        print_json(&summary)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Layers: each owns named tensors in a [`ParamStore`] and a forward that
+//! records differentiable ops on the tape.
+
+use std::collections::HashMap;
+
+use crate::autograd::{Tape, Var, ops};
+use crate::data::rng::SplitMix64;
+use crate::gpu::{Gpu, GpuError};
+use crate::nn::params::{ParamId, ParamKind, ParamStore};
+
+/// One forward pass: the tape, the model's tensors, train or eval mode, and
+/// the tape leaf of each parameter used so far.
+pub struct Ctx<'a> {
+    pub tape: &'a mut Tape,
+    pub store: &'a ParamStore,
+    pub train: bool,
+    leaves: HashMap<ParamId, Var>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(tape: &'a mut Tape, store: &'a ParamStore, train: bool) -> Ctx<'a> {
+        Ctx {
+            tape,
+            store,
+            train,
+            leaves: HashMap::new(),
+        }
+    }
+
+    /// The tape leaf of a parameter (recorded once per forward).
+    pub fn param(&mut self, id: ParamId) -> Var {
+        if let Some(v) = self.leaves.get(&id) {
+            return *v;
+        }
+        let v = self.tape.leaf(self.store.get(id).clone(), self.train);
+        self.leaves.insert(id, v);
+        v
+    }
+
+    /// Parameter -> tape leaf, to fetch gradients after backward.
+    pub fn leaves(&self) -> Vec<(ParamId, Var)> {
+        self.leaves.iter().map(|(p, v)| (*p, *v)).collect()
+    }
+}
+
+/// PyTorch's default init for linear and conv kernels: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+fn kaiming_uniform(rng: &mut SplitMix64, n: usize, fan_in: usize) -> Vec<f32> {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    (0..n).map(|_| rng.uniform(-bound, bound)).collect()
+}
+
+/// Linear layer (`name.weight` [out, in]), binary or real weights, no bias.
+pub struct Linear {
+    pub weight: ParamId,
+    pub binary: bool,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+impl Linear {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        store: &mut ParamStore,
+        rng: &mut SplitMix64,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        binary: bool,
+        kind: ParamKind,
+    ) -> Result<Linear, GpuError> {
+        let w = kaiming_uniform(rng, inputs * outputs, inputs);
+        let weight = store.add(gpu, &format!("{name}.weight"), kind, &[outputs, inputs], &w)?;
+        Ok(Linear {
+            weight,
+            binary,
+            inputs,
+            outputs,
+        })
+    }
+
+    pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let w = ctx.param(self.weight);
+        if self.binary {
+            ops::binary_linear(ctx.tape, x, w)
+        } else {
+            ops::linear(ctx.tape, x, w, None)
+        }
+    }
+}
+
+/// 2-D convolution (`name.weight` [out, in, k, k]), zero padding, no bias.
+pub struct Conv2d {
+    pub weight: ParamId,
+    pub binary: bool,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        gpu: &Gpu,
+        store: &mut ParamStore,
+        rng: &mut SplitMix64,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        binary: bool,
+    ) -> Result<Conv2d, GpuError> {
+        let fan_in = inputs * k * k;
+        let w = kaiming_uniform(rng, outputs * fan_in, fan_in);
+        let weight = store.add(
+            gpu,
+            &format!("{name}.weight"),
+            ParamKind::Kernel,
+            &[outputs, inputs, k, k],
+            &w,
+        )?;
+        Ok(Conv2d {
+            weight,
+            binary,
+            stride,
+            pad,
+        })
+    }
+
+    pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let w = ctx.param(self.weight);
+        ops::conv2d(ctx.tape, x, w, self.stride, self.pad, self.binary)
+    }
+}
+
+/// Batch norm (`weight`, `bias`, `running_mean`, `running_var`), eps 1e-5,
+/// momentum 0.1, as PyTorch's BatchNorm1d/2d.
+pub struct BatchNorm {
+    pub weight: ParamId,
+    pub bias: ParamId,
+    pub running_mean: ParamId,
+    pub running_var: ParamId,
+    pub channels: usize,
+}
+
+use crate::ops::norm::{BN_EPS, BN_MOMENTUM};
+
+impl BatchNorm {
+    pub fn new(
+        gpu: &Gpu,
+        store: &mut ParamStore,
+        name: &str,
+        channels: usize,
+    ) -> Result<BatchNorm, GpuError> {
+        let ones = vec![1.0; channels];
+        let zeros = vec![0.0; channels];
+        Ok(BatchNorm {
+            weight: store.add(
+                gpu,
+                &format!("{name}.weight"),
+                ParamKind::Norm,
+                &[channels],
+                &ones,
+            )?,
+            bias: store.add(
+                gpu,
+                &format!("{name}.bias"),
+                ParamKind::Norm,
+                &[channels],
+                &zeros,
+            )?,
+            running_mean: store.add(
+                gpu,
+                &format!("{name}.running_mean"),
+                ParamKind::Buffer,
+                &[channels],
+                &zeros,
+            )?,
+            running_var: store.add(
+                gpu,
+                &format!("{name}.running_var"),
+                ParamKind::Buffer,
+                &[channels],
+                &ones,
+            )?,
+            channels,
+        })
+    }
+
+    pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let gamma = ctx.param(self.weight);
+        let beta = ctx.param(self.bias);
+        let state = ops::BnState {
+            running_mean: ctx.store.get(self.running_mean),
+            running_var: ctx.store.get(self.running_var),
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+        };
+        ops::batch_norm(ctx.tape, x, gamma, beta, state, ctx.train)
+    }
+}
+
+/// RSign (ReActNet): `sign(x - a_c)`, `name.bias` [C] initialised to 0.
+pub struct RSign {
+    pub bias: ParamId,
+}
+
+impl RSign {
+    pub fn new(
+        gpu: &Gpu,
+        store: &mut ParamStore,
+        name: &str,
+        channels: usize,
+    ) -> Result<RSign, GpuError> {
+        Ok(RSign {
+            bias: store.add(
+                gpu,
+                &format!("{name}.bias"),
+                ParamKind::Activation,
+                &[channels],
+                &vec![0.0; channels],
+            )?,
+        })
+    }
+
+    pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let a = ctx.param(self.bias);
+        ops::rsign(ctx.tape, x, a)
+    }
+}
+
+/// RPReLU (ReActNet): `name.slope` (init 0.25), `name.shift_in` (gamma, 0), `name.shift_out` (zeta, 0).
+pub struct RPReLU {
+    pub slope: ParamId,
+    pub shift_in: ParamId,
+    pub shift_out: ParamId,
+}
+
+impl RPReLU {
+    pub fn new(
+        gpu: &Gpu,
+        store: &mut ParamStore,
+        name: &str,
+        channels: usize,
+    ) -> Result<RPReLU, GpuError> {
+        let z = vec![0.0; channels];
+        Ok(RPReLU {
+            slope: store.add(
+                gpu,
+                &format!("{name}.slope"),
+                ParamKind::Activation,
+                &[channels],
+                &vec![0.25; channels],
+            )?,
+            shift_in: store.add(
+                gpu,
+                &format!("{name}.shift_in"),
+                ParamKind::Activation,
+                &[channels],
+                &z,
+            )?,
+            shift_out: store.add(
+                gpu,
+                &format!("{name}.shift_out"),
+                ParamKind::Activation,
+                &[channels],
+                &z,
+            )?,
+        })
+    }
+
+    pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let (b, g, z) = (
+            ctx.param(self.slope),
+            ctx.param(self.shift_in),
+            ctx.param(self.shift_out),
+        );
+        ops::rprelu(ctx.tape, x, b, g, z)
+    }
+}

@@ -1,0 +1,396 @@
+//! The models bitprop trains, selectable by name, each with a real-valued
+//! twin (`-f32`) that keeps the layers but uses real weights and HardTanh.
+
+use crate::autograd::{Var, ops};
+use crate::data::rng::SplitMix64;
+use crate::gpu::{Gpu, GpuError};
+use crate::nn::layers::{BatchNorm, Conv2d, Ctx, Linear, RPReLU, RSign};
+use crate::nn::params::{ParamKind, ParamStore};
+
+/// Names `--model` accepts.
+pub const MODEL_NAMES: &[&str] = &[
+    "bmlp",
+    "bcnn",
+    "reactnet-s",
+    "bmlp-f32",
+    "bcnn-f32",
+    "reactnet-s-f32",
+];
+
+/// A network: its tensors and its forward pass.
+pub trait Model {
+    fn name(&self) -> &str;
+    fn store(&self) -> &ParamStore;
+    fn store_mut(&mut self) -> &mut ParamStore;
+    /// Input shape of one image (without the batch dimension).
+    fn input_shape(&self) -> Vec<usize>;
+    /// Logits `[N, 10]` for images `x` `[N, ...input_shape]`.
+    fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "unknown model '{0}': expected one of bmlp, bcnn, reactnet-s, bmlp-f32, bcnn-f32, reactnet-s-f32"
+    )]
+    Unknown(String),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+}
+
+/// Builds a model by name with seeded initial weights.
+pub fn build_model(gpu: &Gpu, name: &str, seed: u64) -> Result<Box<dyn Model>, ModelError> {
+    let (base, binary) = match name.strip_suffix("-f32") {
+        Some(b) => (b, false),
+        None => (name, true),
+    };
+    let mut rng = SplitMix64::new(seed).fork(0x1417);
+    Ok(match base {
+        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, &mut rng)?),
+        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, &mut rng)?),
+        "reactnet-s" => Box::new(ReactNetS::new(gpu, name, binary, &mut rng)?),
+        _ => return Err(ModelError::Unknown(name.to_string())),
+    })
+}
+
+/// The activation between layers: sign with the clipped STE in a BNN,
+/// HardTanh in the real-valued twin.
+fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
+    if binary {
+        ops::sign_ste(ctx.tape, x)
+    } else {
+        ops::hardtanh(ctx.tape, x, -1.0, 1.0)
+    }
+}
+
+/// `bmlp`: fc1 784->1024 (binary weights, real input), bn1, sign; fc2
+/// 1024->1024, bn2, sign; fc3 1024->10, bn3 on the logits. No biases.
+pub struct Bmlp {
+    name: String,
+    binary: bool,
+    store: ParamStore,
+    fc1: Linear,
+    bn1: BatchNorm,
+    fc2: Linear,
+    bn2: BatchNorm,
+    fc3: Linear,
+    bn3: BatchNorm,
+}
+
+impl Bmlp {
+    pub fn new(
+        gpu: &Gpu,
+        name: &str,
+        binary: bool,
+        rng: &mut SplitMix64,
+    ) -> Result<Bmlp, GpuError> {
+        let mut s = ParamStore::default();
+        let fc1 = Linear::new(
+            gpu,
+            &mut s,
+            rng,
+            "fc1",
+            784,
+            1024,
+            binary,
+            ParamKind::Kernel,
+        )?;
+        let bn1 = BatchNorm::new(gpu, &mut s, "bn1", 1024)?;
+        let fc2 = Linear::new(
+            gpu,
+            &mut s,
+            rng,
+            "fc2",
+            1024,
+            1024,
+            binary,
+            ParamKind::Kernel,
+        )?;
+        let bn2 = BatchNorm::new(gpu, &mut s, "bn2", 1024)?;
+        let fc3 = Linear::new(
+            gpu,
+            &mut s,
+            rng,
+            "fc3",
+            1024,
+            10,
+            binary,
+            ParamKind::Classifier,
+        )?;
+        let bn3 = BatchNorm::new(gpu, &mut s, "bn3", 10)?;
+        Ok(Bmlp {
+            name: name.to_string(),
+            binary,
+            store: s,
+            fc1,
+            bn1,
+            fc2,
+            bn2,
+            fc3,
+            bn3,
+        })
+    }
+}
+
+impl Model for Bmlp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn store(&self) -> &ParamStore {
+        &self.store
+    }
+    fn store_mut(&mut self) -> &mut ParamStore {
+        &mut self.store
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        vec![784]
+    }
+    fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let h = self.fc1.forward(ctx, x)?;
+        let h = self.bn1.forward(ctx, h)?;
+        let h = activate(ctx, h, self.binary)?;
+        let h = self.fc2.forward(ctx, h)?;
+        let h = self.bn2.forward(ctx, h)?;
+        let h = activate(ctx, h, self.binary)?;
+        let h = self.fc3.forward(ctx, h)?;
+        self.bn3.forward(ctx, h)
+    }
+}
+
+/// `bcnn`: conv1 1->64 3x3 pad 1 (real input and weights), bn1, sign; conv2
+/// 64->128 (binary), max pool, bn2, sign; conv3 128->128 (binary), max pool,
+/// bn3, sign; flatten; fc 6272->10 (binary), bn4.
+pub struct Bcnn {
+    name: String,
+    binary: bool,
+    store: ParamStore,
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Conv2d,
+    bn3: BatchNorm,
+    fc: Linear,
+    bn4: BatchNorm,
+}
+
+impl Bcnn {
+    pub fn new(
+        gpu: &Gpu,
+        name: &str,
+        binary: bool,
+        rng: &mut SplitMix64,
+    ) -> Result<Bcnn, GpuError> {
+        let mut s = ParamStore::default();
+        let conv1 = Conv2d::new(gpu, &mut s, rng, "conv1", 1, 64, 3, 1, 1, false)?;
+        let bn1 = BatchNorm::new(gpu, &mut s, "bn1", 64)?;
+        let conv2 = Conv2d::new(gpu, &mut s, rng, "conv2", 64, 128, 3, 1, 1, binary)?;
+        let bn2 = BatchNorm::new(gpu, &mut s, "bn2", 128)?;
+        let conv3 = Conv2d::new(gpu, &mut s, rng, "conv3", 128, 128, 3, 1, 1, binary)?;
+        let bn3 = BatchNorm::new(gpu, &mut s, "bn3", 128)?;
+        let fc = Linear::new(
+            gpu,
+            &mut s,
+            rng,
+            "fc",
+            6272,
+            10,
+            binary,
+            ParamKind::Classifier,
+        )?;
+        let bn4 = BatchNorm::new(gpu, &mut s, "bn4", 10)?;
+        Ok(Bcnn {
+            name: name.to_string(),
+            binary,
+            store: s,
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
+            fc,
+            bn4,
+        })
+    }
+}
+
+impl Model for Bcnn {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn store(&self) -> &ParamStore {
+        &self.store
+    }
+    fn store_mut(&mut self) -> &mut ParamStore {
+        &mut self.store
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        vec![1, 28, 28]
+    }
+    fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let n = ctx.tape.value(x).shape()[0];
+        let h = self.conv1.forward(ctx, x)?;
+        let h = self.bn1.forward(ctx, h)?;
+        let h = activate(ctx, h, self.binary)?;
+        let h = self.conv2.forward(ctx, h)?;
+        let h = ops::max_pool2x2(ctx.tape, h)?;
+        let h = self.bn2.forward(ctx, h)?;
+        let h = activate(ctx, h, self.binary)?;
+        let h = self.conv3.forward(ctx, h)?;
+        let h = ops::max_pool2x2(ctx.tape, h)?;
+        let h = self.bn3.forward(ctx, h)?;
+        let h = activate(ctx, h, self.binary)?;
+        let h = ops::reshape(ctx.tape, h, &[n, 6272]);
+        let h = self.fc.forward(ctx, h)?;
+        self.bn4.forward(ctx, h)
+    }
+}
+
+/// One ReActNet basic block at constant width: RSign -> binary conv -> BN
+/// -> + x -> RPReLU, with a 2x2 average-pool shortcut when the conv has stride 2.
+struct ReactBlock {
+    sign: Option<RSign>,
+    conv: Conv2d,
+    bn: BatchNorm,
+    act: RPReLU,
+    downsample: bool,
+}
+
+impl ReactBlock {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        gpu: &Gpu,
+        s: &mut ParamStore,
+        rng: &mut SplitMix64,
+        name: &str,
+        c: usize,
+        k: usize,
+        stride: usize,
+        binary: bool,
+    ) -> Result<ReactBlock, GpuError> {
+        Ok(ReactBlock {
+            sign: if binary {
+                Some(RSign::new(gpu, s, &format!("{name}.rsign"), c)?)
+            } else {
+                None
+            },
+            conv: Conv2d::new(
+                gpu,
+                s,
+                rng,
+                &format!("{name}.conv"),
+                c,
+                c,
+                k,
+                stride,
+                k / 2,
+                binary,
+            )?,
+            bn: BatchNorm::new(gpu, s, &format!("{name}.bn"), c)?,
+            act: RPReLU::new(gpu, s, &format!("{name}.rprelu"), c)?,
+            downsample: stride == 2,
+        })
+    }
+
+    fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let h = match &self.sign {
+            Some(s) => s.forward(ctx, x)?,
+            None => ops::hardtanh(ctx.tape, x, -1.0, 1.0)?,
+        };
+        let h = self.conv.forward(ctx, h)?;
+        let h = self.bn.forward(ctx, h)?;
+        let shortcut = if self.downsample {
+            ops::avg_pool2x2(ctx.tape, x)?
+        } else {
+            x
+        };
+        let h = ops::add(ctx.tape, h, shortcut)?;
+        self.act.forward(ctx, h)
+    }
+}
+
+/// `reactnet-s`: a small ReActNet for 28x28 images. A real 3x3 stem conv
+/// 1->32 with BN, then ReActNet blocks (binary 3x3 then binary 1x1, each
+/// with BN, real shortcut and RPReLU) at width 32, a stride-2 3x3 block
+/// (28->14, avg-pool shortcut), a 1x1 block, a second stride-2 block
+/// (14->7), a 1x1 block, global average pooling, and a real linear
+/// classifier 32->10 with bias as in ReActNet.
+pub struct ReactNetS {
+    name: String,
+    store: ParamStore,
+    stem: Conv2d,
+    stem_bn: BatchNorm,
+    blocks: Vec<ReactBlock>,
+    fc: Linear,
+    fc_bias: crate::nn::params::ParamId,
+}
+
+const REACT_WIDTH: usize = 32;
+
+impl ReactNetS {
+    pub fn new(
+        gpu: &Gpu,
+        name: &str,
+        binary: bool,
+        rng: &mut SplitMix64,
+    ) -> Result<ReactNetS, GpuError> {
+        let mut s = ParamStore::default();
+        let c = REACT_WIDTH;
+        let stem = Conv2d::new(gpu, &mut s, rng, "stem.conv", 1, c, 3, 1, 1, false)?;
+        let stem_bn = BatchNorm::new(gpu, &mut s, "stem.bn", c)?;
+        let layout = [(3, 1), (1, 1), (3, 2), (1, 1), (3, 2), (1, 1)];
+        let mut blocks = Vec::new();
+        for (i, (k, stride)) in layout.into_iter().enumerate() {
+            blocks.push(ReactBlock::new(
+                gpu,
+                &mut s,
+                rng,
+                &format!("block{i}"),
+                c,
+                k,
+                stride,
+                binary,
+            )?);
+        }
+        let fc = Linear::new(gpu, &mut s, rng, "fc", c, 10, false, ParamKind::Classifier)?;
+        let bound = 1.0 / (c as f32).sqrt();
+        let b: Vec<f32> = (0..10).map(|_| rng.uniform(-bound, bound)).collect();
+        let fc_bias = s.add(gpu, "fc.bias", ParamKind::Bias, &[10], &b)?;
+        Ok(ReactNetS {
+            name: name.to_string(),
+            store: s,
+            stem,
+            stem_bn,
+            blocks,
+            fc,
+            fc_bias,
+        })
+    }
+}
+
+impl Model for ReactNetS {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn store(&self) -> &ParamStore {
+        &self.store
+    }
+    fn store_mut(&mut self) -> &mut ParamStore {
+        &mut self.store
+    }
+    fn input_shape(&self) -> Vec<usize> {
+        vec![1, 28, 28]
+    }
+    fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let mut h = self.stem.forward(ctx, x)?;
+        h = self.stem_bn.forward(ctx, h)?;
+        for b in &self.blocks {
+            h = b.forward(ctx, h)?;
+        }
+        let h = ops::global_avg_pool(ctx.tape, h)?;
+        let w = ctx.param(self.fc.weight);
+        let b = ctx.param(self.fc_bias);
+        ops::linear(ctx.tape, h, w, Some(b))
+    }
+}

@@ -1,0 +1,322 @@
+//! The training loop: epochs of batches on the device, evaluation,
+//! metrics, checkpoints and curves.
+
+pub mod config;
+pub mod files;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::autograd::{Tape, ops};
+use crate::data::{self, Batches, Dataset};
+use crate::gpu::{Gpu, Readback};
+use crate::nn::{Ctx, Model, ParamId, build_model};
+use crate::ops::reduce;
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::tensor::Tensor;
+
+pub use config::TrainConfig;
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_acc: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub test_loss: f64,
+    pub test_acc: f64,
+    pub epoch_seconds: f64,
+    pub samples_per_s: f64,
+    /// Bytes of device buffers held by live tensors at the end of the epoch.
+    pub gpu_bytes: u64,
+    /// Bytes allocated from the device by the pool, free lists included.
+    pub gpu_bytes_allocated: u64,
+}
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub model: String,
+    pub adapter: String,
+    pub epochs: usize,
+    pub final_test_acc: f64,
+    pub best_val_acc: Option<f64>,
+    pub best_test_acc: f64,
+    pub best_epoch: usize,
+    pub total_seconds: f64,
+    pub train_images: usize,
+    pub val_images: usize,
+}
+
+/// Loss and accuracy of a model on a dataset (eval mode).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub acc: f64,
+}
+
+/// Uploads one batch: images `[b, ...shape]` scaled to [-1, 1], labels u32.
+fn upload(
+    gpu: &Gpu,
+    batch: &data::Batch,
+    input_shape: &[usize],
+) -> anyhow::Result<(Tensor, Tensor)> {
+    let mut shape = vec![batch.size];
+    shape.extend_from_slice(input_shape);
+    let x = Tensor::from_f32(gpu, &shape, &batch.images_f32)?;
+    let y = Tensor::from_u32(gpu, &[batch.size], &batch.labels)?;
+    Ok((x, y))
+}
+
+/// Evaluates `model` on `ds` in batches of `batch`: mean loss and accuracy.
+pub fn evaluate(
+    gpu: &Arc<Gpu>,
+    model: &dyn Model,
+    ds: &Dataset,
+    batch: usize,
+) -> anyhow::Result<Evaluation> {
+    let mut pending: Vec<(Readback, Readback, usize)> = Vec::new();
+    let mut batches = Batches::new(ds, batch, None, 0)?;
+    let mut b = data::Batch::default();
+    while batches.next_into(&mut b) {
+        let (x, labels) = upload(gpu, &b, &model.input_shape())?;
+        let mut tape = Tape::new(gpu.clone());
+        let mut ctx = Ctx::new(&mut tape, model.store(), false);
+        let xv = ctx.tape.leaf(x, false);
+        let logits = model.forward(&mut ctx, xv)?;
+        let loss = ops::softmax_cross_entropy(&mut tape, logits, &labels)?;
+        let correct = reduce::accuracy_count(gpu, tape.value(logits), &labels)?;
+        let l = tape.value(loss);
+        pending.push((
+            gpu.read_async(l.buffer(), 4),
+            gpu.read_async(correct.buffer(), 4),
+            b.size,
+        ));
+    }
+    gpu.flush();
+    let (mut loss_sum, mut correct, mut n) = (0f64, 0u64, 0usize);
+    for (l, c, size) in pending {
+        let l = f32::from_le_bytes(l.wait(gpu)?[..4].try_into().unwrap());
+        let c = u32::from_le_bytes(c.wait(gpu)?[..4].try_into().unwrap());
+        loss_sum += l as f64 * size as f64;
+        correct += c as u64;
+        n += size;
+    }
+    Ok(Evaluation {
+        loss: loss_sum / n.max(1) as f64,
+        acc: correct as f64 / n.max(1) as f64,
+    })
+}
+
+/// Steps in flight before the host waits for the oldest one's loss: the
+/// device is never waited on inside a step, and the host cannot run ahead
+/// without bound.
+const IN_FLIGHT: usize = 2;
+
+/// Trains a model as `cfg` says and writes the run directory.
+pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::Result<Summary> {
+    cfg.validate()?;
+    let started = Instant::now();
+    std::fs::create_dir_all(&cfg.out).map_err(|e| {
+        anyhow::anyhow!("cannot create output directory {}: {e}", cfg.out.display())
+    })?;
+    files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
+
+    let (train_all, test) = data::load_fashion_mnist(&cfg.data)?;
+    let train_all = if cfg.limit_train > 0 {
+        train_all.limit(cfg.limit_train)
+    } else {
+        train_all
+    };
+    let val_n = cfg
+        .val
+        .unwrap_or_else(|| data::default_val_count(train_all.n));
+    anyhow::ensure!(
+        val_n < train_all.n,
+        "--val {val_n} leaves no training images out of {}",
+        train_all.n
+    );
+    let (train_set, val_set) = data::split_validation(train_all, val_n)?;
+
+    let model = build_model(&gpu, &cfg.model, cfg.seed)?;
+    let mut opt = Optimizer::new(
+        &gpu,
+        OptimizerConfig {
+            kind: cfg.optimizer,
+            weight_decay: cfg.weight_decay,
+            decay_scope: cfg.decay_scope,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            momentum: cfg.momentum,
+            nesterov: cfg.nesterov,
+        },
+    )?;
+    let steps_per_epoch = train_set.n.div_ceil(cfg.batch);
+    let total_steps = (steps_per_epoch * cfg.epochs) as f64;
+    eprintln!(
+        "training {} on {} ({} train, {} val, {} test images; {} parameters)",
+        cfg.model,
+        gpu.description(),
+        train_set.n,
+        val_set.n,
+        test.n,
+        model.store().count()
+    );
+
+    let metrics_path = cfg.out.join("metrics.jsonl");
+    let mut metrics_lines = String::new();
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut best: Option<(f64, f64, usize)> = None; // (val acc, test acc, epoch)
+    let mut step = 0usize;
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        let bar = files::progress_bar(
+            show_progress,
+            steps_per_epoch as u64,
+            &format!("epoch {epoch}/{}", cfg.epochs),
+        );
+        let mut pending: VecDeque<(Readback, Readback, usize)> = VecDeque::new();
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0u64, 0usize);
+        let mut lr = cfg.lr;
+        let drain = |p: (Readback, Readback, usize),
+                     loss_sum: &mut f64,
+                     correct: &mut u64,
+                     seen: &mut usize|
+         -> anyhow::Result<f32> {
+            let l = f32::from_le_bytes(p.0.wait(&gpu)?[..4].try_into().unwrap());
+            let c = u32::from_le_bytes(p.1.wait(&gpu)?[..4].try_into().unwrap());
+            *loss_sum += l as f64 * p.2 as f64;
+            *correct += c as u64;
+            *seen += p.2;
+            Ok(l)
+        };
+        let mut batches = Batches::new(&train_set, cfg.batch, Some(cfg.seed), epoch as u64)?;
+        let mut b = data::Batch::default();
+        while batches.next_into(&mut b) {
+            lr = cfg.schedule.lr(cfg.lr, step as f64 / total_steps);
+            let (x, labels) = upload(&gpu, &b, &model.input_shape())?;
+            let mut tape = Tape::new(gpu.clone());
+            let mut ctx = Ctx::new(&mut tape, model.store(), true);
+            let xv = ctx.tape.leaf(x, false);
+            let logits = model.forward(&mut ctx, xv)?;
+            let leaves = ctx.leaves();
+            let loss = ops::softmax_cross_entropy(&mut tape, logits, &labels)?;
+            let count = reduce::accuracy_count(&gpu, tape.value(logits), &labels)?;
+            pending.push_back((
+                gpu.read_async(tape.value(loss).buffer(), 4),
+                gpu.read_async(count.buffer(), 4),
+                b.size,
+            ));
+            let seed = ops::loss_seed(&tape)?;
+            let mut grads = tape.backward(loss, seed)?;
+            let updates: Vec<(ParamId, Tensor)> = leaves
+                .into_iter()
+                .filter_map(|(p, v)| grads.take(v).map(|g| (p, g)))
+                .collect();
+            opt.update(&gpu, model.store(), &updates, lr)?;
+            gpu.flush();
+            step += 1;
+            if pending.len() > IN_FLIGHT {
+                let l = drain(
+                    pending.pop_front().unwrap(),
+                    &mut loss_sum,
+                    &mut correct,
+                    &mut seen,
+                )?;
+                let rate = seen as f64 / t0.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {l:.4}  {rate:.0} samples/s"));
+            }
+            bar.inc(1);
+        }
+        while let Some(p) = pending.pop_front() {
+            drain(p, &mut loss_sum, &mut correct, &mut seen)?;
+        }
+        gpu.flush_and_wait();
+        let epoch_seconds = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+
+        let val = if val_set.n > 0 {
+            Some(evaluate(&gpu, model.as_ref(), &val_set, cfg.eval_batch)?)
+        } else {
+            None
+        };
+        let test_eval = evaluate(&gpu, model.as_ref(), &test, cfg.eval_batch)?;
+        let m = EpochMetrics {
+            epoch,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            val_acc: val.map(|v| v.acc),
+            val_loss: val.map(|v| v.loss),
+            test_loss: test_eval.loss,
+            test_acc: test_eval.acc,
+            epoch_seconds,
+            samples_per_s: seen as f64 / epoch_seconds,
+            gpu_bytes: gpu.pool().bytes_in_use(),
+            gpu_bytes_allocated: gpu.pool().bytes_allocated(),
+        };
+        eprintln!(
+            "epoch {epoch}: train loss {:.4} acc {:.4} | val acc {} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
+            m.train_loss,
+            m.train_acc,
+            m.val_acc.map_or("-".into(), |a| format!("{a:.4}")),
+            m.test_loss,
+            m.test_acc,
+            m.epoch_seconds,
+            m.samples_per_s
+        );
+        metrics_lines.push_str(&serde_json::to_string(&m)?);
+        metrics_lines.push('\n');
+        files::write_atomic(&metrics_path, metrics_lines.as_bytes())?;
+
+        let meta = files::checkpoint_metadata(cfg);
+        files::save_model(
+            &gpu,
+            model.store(),
+            &cfg.out.join("last.safetensors"),
+            &meta,
+        )?;
+        // Validation chooses the best checkpoint; without validation, the last one.
+        let score = m.val_acc.unwrap_or(epoch as f64);
+        if best.is_none_or(|b| score > b.0) {
+            best = Some((score, m.test_acc, epoch));
+            files::save_model(
+                &gpu,
+                model.store(),
+                &cfg.out.join("best.safetensors"),
+                &meta,
+            )?;
+        }
+        history.push(m);
+        files::plot_curves(&cfg.out.join("curves.png"), &history)?;
+    }
+    let (best_score, best_test, best_epoch) = best.expect("at least one epoch");
+    let summary = Summary {
+        model: cfg.model.clone(),
+        adapter: gpu.description(),
+        epochs: cfg.epochs,
+        final_test_acc: history.last().map_or(0.0, |m| m.test_acc),
+        best_val_acc: if val_set.n > 0 {
+            Some(best_score)
+        } else {
+            None
+        },
+        best_test_acc: best_test,
+        best_epoch,
+        total_seconds: started.elapsed().as_secs_f64(),
+        train_images: train_set.n,
+        val_images: val_set.n,
+    };
+    files::write_atomic(
+        &cfg.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    Ok(summary)
+}
