@@ -14,7 +14,13 @@ const LENS: &[usize] = &[1, 7, 64, 65, 1000, 4099];
 fn data(rng: &mut Rng, n: usize) -> Vec<f32> {
     const SPECIAL: [f32; 8] = [0.0, -0.0, 1.0, -1.0, 0.25, 0.75, 0.5, -0.5];
     (0..n)
-        .map(|i| if i % 5 == 0 { SPECIAL[(i / 5) % 8] } else { 1.5 * rng.uniform() })
+        .map(|i| {
+            if i % 5 == 0 {
+                SPECIAL[(i / 5) % 8]
+            } else {
+                1.5 * rng.uniform()
+            }
+        })
         .collect()
 }
 
@@ -36,12 +42,36 @@ fn unary_maps_match_cpu() {
         };
         // Selections and clamps are exact.
         assert_eq!(read(sign(&gpu, &t).unwrap()), sign_cpu(&x), "sign n={n}");
-        assert_eq!(read(ternary(&gpu, &t).unwrap()), ternary_cpu(&x), "ternary n={n}");
-        assert_eq!(read(step01(&gpu, &t, 0.5).unwrap()), step01_cpu(&x, 0.5), "step01 n={n}");
-        assert_eq!(read(step01(&gpu, &t, -0.25).unwrap()), step01_cpu(&x, -0.25), "step01 n={n}");
-        assert_eq!(read(hardtanh(&gpu, &t, -1.0, 1.0).unwrap()), clamp_cpu(&x, -1.0, 1.0), "hardtanh n={n}");
-        assert_eq!(read(clamp(&gpu, &t, 0.0, 1.0).unwrap()), clamp_cpu(&x, 0.0, 1.0), "clamp n={n}");
-        assert_eq!(read(scale(&gpu, &t, -0.3).unwrap()), scale_cpu(&x, -0.3), "scale n={n}");
+        assert_eq!(
+            read(ternary(&gpu, &t).unwrap()),
+            ternary_cpu(&x),
+            "ternary n={n}"
+        );
+        assert_eq!(
+            read(step01(&gpu, &t, 0.5).unwrap()),
+            step01_cpu(&x, 0.5),
+            "step01 n={n}"
+        );
+        assert_eq!(
+            read(step01(&gpu, &t, -0.25).unwrap()),
+            step01_cpu(&x, -0.25),
+            "step01 n={n}"
+        );
+        assert_eq!(
+            read(hardtanh(&gpu, &t, -1.0, 1.0).unwrap()),
+            clamp_cpu(&x, -1.0, 1.0),
+            "hardtanh n={n}"
+        );
+        assert_eq!(
+            read(clamp(&gpu, &t, 0.0, 1.0).unwrap()),
+            clamp_cpu(&x, 0.0, 1.0),
+            "clamp n={n}"
+        );
+        assert_eq!(
+            read(scale(&gpu, &t, -0.3).unwrap()),
+            scale_cpu(&x, -0.3),
+            "scale n={n}"
+        );
     }
 }
 
@@ -55,7 +85,11 @@ fn binary_maps_and_backwards_match_cpu() {
         let xt = Tensor::from_f32(&gpu, &[n], &x).unwrap();
         let gt = Tensor::from_f32(&gpu, &[n], &g).unwrap();
         let read = |y: Tensor| y.to_f32(&gpu).unwrap();
-        assert_eq!(read(ste_sign_backward(&gpu, &xt, &gt).unwrap()), ste_sign_backward_cpu(&x, &g), "ste n={n}");
+        assert_eq!(
+            read(ste_sign_backward(&gpu, &xt, &gt).unwrap()),
+            ste_sign_backward_cpu(&x, &g),
+            "ste n={n}"
+        );
         for (lo, hi) in [(-1.0, 1.0), (0.0, 1.0)] {
             assert_eq!(
                 read(hardtanh_backward(&gpu, &xt, &gt, lo, hi).unwrap()),
@@ -64,8 +98,18 @@ fn binary_maps_and_backwards_match_cpu() {
             );
         }
         let what = format!("approx sign backward n={n}");
-        assert_close(&what, &read(approx_sign_backward(&gpu, &xt, &gt).unwrap()), &approx_sign_backward_cpu(&x, &g), ARITH_TOL, 1e-6);
-        assert_eq!(read(add(&gpu, &xt, &gt).unwrap()), add_cpu(&x, &g), "add n={n}");
+        assert_close(
+            &what,
+            &read(approx_sign_backward(&gpu, &xt, &gt).unwrap()),
+            &approx_sign_backward_cpu(&x, &g),
+            ARITH_TOL,
+            1e-6,
+        );
+        assert_eq!(
+            read(add(&gpu, &xt, &gt).unwrap()),
+            add_cpu(&x, &g),
+            "add n={n}"
+        );
         // In place, twice: the second call must see the first's result.
         let y0 = rng.vec(n);
         let yt = Tensor::from_f32(&gpu, &[n], &y0).unwrap();
@@ -74,13 +118,26 @@ fn binary_maps_and_backwards_match_cpu() {
         let mut want = y0.clone();
         add_scaled_cpu(&mut want, &x, 0.5);
         add_scaled_cpu(&mut want, &g, -2.0);
-        assert_close(&format!("add_scaled n={n}"), &read(yt), &want, 4.0 * ARITH_TOL, 1e-6);
+        assert_close(
+            &format!("add_scaled n={n}"),
+            &read(yt),
+            &want,
+            4.0 * ARITH_TOL,
+            1e-6,
+        );
     }
 }
 
 /// `[N, C, S]` cases: one of everything, 2-D, NCHW, a channel longer than the
 /// 256-lane workgroup, many channels.
-const CHANNEL_SHAPES: &[&[usize]] = &[&[1, 1], &[1, 3], &[7, 5], &[2, 3, 3, 3], &[4, 1, 20, 15], &[3, 70, 1, 5]];
+const CHANNEL_SHAPES: &[&[usize]] = &[
+    &[1, 1],
+    &[1, 3],
+    &[7, 5],
+    &[2, 3, 3, 3],
+    &[4, 1, 20, 15],
+    &[3, 70, 1, 5],
+];
 
 fn channel_dims(shape: &[usize]) -> [usize; 3] {
     [shape[0], shape[1], shape[2..].iter().product()]
@@ -99,19 +156,43 @@ fn check_rsign(gpu: &bitprop::Gpu, rng: &mut Rng, shape: &[usize]) -> Box<dyn Fn
     let x = data(rng, len);
     let g = rng.vec(len);
     // Thresholds include 0 and values equal to data points (x == a: +1).
-    let a: Vec<f32> = (0..c).map(|i| if i % 3 == 0 { [0.0, 0.25, -0.5][i % 9 / 3] } else { 0.4 * rng.uniform() }).collect();
+    let a: Vec<f32> = (0..c)
+        .map(|i| {
+            if i % 3 == 0 {
+                [0.0, 0.25, -0.5][i % 9 / 3]
+            } else {
+                0.4 * rng.uniform()
+            }
+        })
+        .collect();
     let xt = Tensor::from_f32(gpu, shape, &x).unwrap();
     let gt = Tensor::from_f32(gpu, shape, &g).unwrap();
     let at = Tensor::from_f32(gpu, &[c], &a).unwrap();
     let y = rsign(gpu, &xt, &at).unwrap();
     let (dx, da) = rsign_backward(gpu, &xt, &at, &gt).unwrap();
-    let (y, dx, da) = (y.to_f32(gpu).unwrap(), dx.to_f32(gpu).unwrap(), da.to_f32(gpu).unwrap());
+    let (y, dx, da) = (
+        y.to_f32(gpu).unwrap(),
+        dx.to_f32(gpu).unwrap(),
+        da.to_f32(gpu).unwrap(),
+    );
     let shape = shape.to_vec();
     Box::new(move || {
         assert_eq!(y, rsign_cpu(&x, &a, dims), "rsign {shape:?}");
         let (want_dx, want_da) = rsign_backward_cpu(&x, &a, &g, dims);
-        assert_close(&format!("rsign dx {shape:?}"), &dx, &want_dx, ARITH_TOL, 1e-6);
-        assert_close(&format!("rsign da {shape:?}"), &da, &want_da, sum_tol(m), 1e-5);
+        assert_close(
+            &format!("rsign dx {shape:?}"),
+            &dx,
+            &want_dx,
+            ARITH_TOL,
+            1e-6,
+        );
+        assert_close(
+            &format!("rsign da {shape:?}"),
+            &da,
+            &want_da,
+            sum_tol(m),
+            1e-5,
+        );
     })
 }
 
@@ -123,23 +204,57 @@ fn check_rprelu(gpu: &bitprop::Gpu, rng: &mut Rng, shape: &[usize]) -> Box<dyn F
     let g = rng.vec(len);
     let beta: Vec<f32> = (0..c).map(|_| 0.25 + 0.5 * rng.uniform()).collect();
     // gamma = 0 for some channels puts exact data points on the knee.
-    let gamma: Vec<f32> = (0..c).map(|i| if i % 2 == 0 { 0.0 } else { 0.3 * rng.uniform() }).collect();
+    let gamma: Vec<f32> = (0..c)
+        .map(|i| if i % 2 == 0 { 0.0 } else { 0.3 * rng.uniform() })
+        .collect();
     let zeta = rng.vec(c);
     let up = |v: &[f32], s: &[usize]| Tensor::from_f32(gpu, s, v).unwrap();
     let (xt, gt) = (up(&x, shape), up(&g, shape));
     let (bt, gat, zt) = (up(&beta, &[c]), up(&gamma, &[c]), up(&zeta, &[c]));
-    let y = rprelu(gpu, &xt, &bt, &gat, &zt).unwrap().to_f32(gpu).unwrap();
+    let y = rprelu(gpu, &xt, &bt, &gat, &zt)
+        .unwrap()
+        .to_f32(gpu)
+        .unwrap();
     let grads = rprelu_backward(gpu, &xt, &bt, &gat, &gt).unwrap();
     let read = |t: &Tensor| t.to_f32(gpu).unwrap();
-    let (dx, db, dg, dz) = (read(&grads.dx), read(&grads.dbeta), read(&grads.dgamma), read(&grads.dzeta));
+    let (dx, db, dg, dz) = (
+        read(&grads.dx),
+        read(&grads.dbeta),
+        read(&grads.dgamma),
+        read(&grads.dzeta),
+    );
     let shape = shape.to_vec();
     Box::new(move || {
-        assert_close(&format!("rprelu {shape:?}"), &y, &rprelu_cpu(&x, &beta, &gamma, &zeta, dims), ARITH_TOL, 1e-6);
+        assert_close(
+            &format!("rprelu {shape:?}"),
+            &y,
+            &rprelu_cpu(&x, &beta, &gamma, &zeta, dims),
+            ARITH_TOL,
+            1e-6,
+        );
         let (wdx, wdb, wdg, wdz) = rprelu_backward_cpu(&x, &beta, &gamma, &g, dims);
         assert_close(&format!("rprelu dx {shape:?}"), &dx, &wdx, ARITH_TOL, 1e-6);
-        assert_close(&format!("rprelu dbeta {shape:?}"), &db, &wdb, sum_tol(m), 1e-5);
-        assert_close(&format!("rprelu dgamma {shape:?}"), &dg, &wdg, sum_tol(m), 1e-5);
-        assert_close(&format!("rprelu dzeta {shape:?}"), &dz, &wdz, sum_tol(m), 1e-5);
+        assert_close(
+            &format!("rprelu dbeta {shape:?}"),
+            &db,
+            &wdb,
+            sum_tol(m),
+            1e-5,
+        );
+        assert_close(
+            &format!("rprelu dgamma {shape:?}"),
+            &dg,
+            &wdg,
+            sum_tol(m),
+            1e-5,
+        );
+        assert_close(
+            &format!("rprelu dzeta {shape:?}"),
+            &dz,
+            &wdz,
+            sum_tol(m),
+            1e-5,
+        );
     })
 }
 
@@ -172,14 +287,23 @@ fn activations_across_several_dispatch_rows() {
     let gt = Tensor::from_f32(&gpu, &[n], &g).unwrap();
     gpu.set_grid_limit(3);
     let s = sign(&gpu, &xt).unwrap().to_f32(&gpu).unwrap();
-    let d = approx_sign_backward(&gpu, &xt, &gt).unwrap().to_f32(&gpu).unwrap();
+    let d = approx_sign_backward(&gpu, &xt, &gt)
+        .unwrap()
+        .to_f32(&gpu)
+        .unwrap();
     // 70 channels: the per-channel kernels need 24 rows of 3 workgroups.
     let shape = [3, 70, 1, 5];
     let rs = check_rsign(&gpu, &mut rng, &shape);
     let rp = check_rprelu(&gpu, &mut rng, &shape);
     gpu.set_grid_limit(u32::MAX);
     assert_eq!(s, sign_cpu(&x));
-    assert_close("approx sign", &d, &approx_sign_backward_cpu(&x, &g), ARITH_TOL, 1e-6);
+    assert_close(
+        "approx sign",
+        &d,
+        &approx_sign_backward_cpu(&x, &g),
+        ARITH_TOL,
+        1e-6,
+    );
     rs();
     rp();
 }

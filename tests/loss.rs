@@ -38,18 +38,43 @@ fn labels(rng: &mut Rng, n: usize, c: usize) -> Vec<u32> {
     l
 }
 
-fn check_cross_entropy(gpu: &bitprop::Gpu, z: &[f32], l: &[u32], n: usize, c: usize) -> Box<dyn FnOnce()> {
+fn check_cross_entropy(
+    gpu: &bitprop::Gpu,
+    z: &[f32],
+    l: &[u32],
+    n: usize,
+    c: usize,
+) -> Box<dyn FnOnce()> {
     let zt = Tensor::from_f32(gpu, &[n, c], z).unwrap();
     let lt = Tensor::from_u32(gpu, &[n], l).unwrap();
     let (loss, probs) = softmax_cross_entropy(gpu, &zt, &lt).unwrap();
     let dz = softmax_cross_entropy_backward(gpu, &probs, &lt).unwrap();
-    assert_eq!((loss.shape(), probs.shape(), dz.shape()), ([1].as_slice(), [n, c].as_slice(), [n, c].as_slice()));
-    let (loss, probs, dz) = (loss.to_f32(gpu).unwrap(), probs.to_f32(gpu).unwrap(), dz.to_f32(gpu).unwrap());
+    assert_eq!(
+        (loss.shape(), probs.shape(), dz.shape()),
+        ([1].as_slice(), [n, c].as_slice(), [n, c].as_slice())
+    );
+    let (loss, probs, dz) = (
+        loss.to_f32(gpu).unwrap(),
+        probs.to_f32(gpu).unwrap(),
+        dz.to_f32(gpu).unwrap(),
+    );
     let (z, l) = (z.to_vec(), l.to_vec());
     Box::new(move || {
         let (want_loss, want_probs) = softmax_cross_entropy_cpu(&z, &l, c);
-        assert_close(&format!("ce loss {n}x{c}"), &loss, &[want_loss], LOSS_TOL.0, LOSS_TOL.1);
-        assert_close(&format!("ce probs {n}x{c}"), &probs, &want_probs, 1e-7, PROB_RTOL);
+        assert_close(
+            &format!("ce loss {n}x{c}"),
+            &loss,
+            &[want_loss],
+            LOSS_TOL.0,
+            LOSS_TOL.1,
+        );
+        assert_close(
+            &format!("ce probs {n}x{c}"),
+            &probs,
+            &want_probs,
+            1e-7,
+            PROB_RTOL,
+        );
         // From the device's own probs the backward is one subtraction and one
         // multiply by 1/N (the CPU divides): an ulp.
         let want_dz = softmax_cross_entropy_backward_cpu(&probs, &l, c);
@@ -78,30 +103,61 @@ fn out_of_range_labels_flag_the_loss_and_read_nothing_outside() {
     let lt = Tensor::from_u32(&gpu, &[n], &l).unwrap();
     let (loss, probs) = softmax_cross_entropy(&gpu, &zt, &lt).unwrap();
     assert!(loss.to_f32(&gpu).unwrap()[0].is_nan());
-    let dz = softmax_cross_entropy_backward(&gpu, &probs, &lt).unwrap().to_f32(&gpu).unwrap();
+    let dz = softmax_cross_entropy_backward(&gpu, &probs, &lt)
+        .unwrap()
+        .to_f32(&gpu)
+        .unwrap();
     let probs = probs.to_f32(&gpu).unwrap();
     // Rows with bad labels get probs / N: no one-hot term anywhere.
-    assert_close("bad-label backward", &dz, &softmax_cross_entropy_backward_cpu(&probs, &l, c), 1e-8, 1e-6);
+    assert_close(
+        "bad-label backward",
+        &dz,
+        &softmax_cross_entropy_backward_cpu(&probs, &l, c),
+        1e-8,
+        1e-6,
+    );
     for (i, &d) in dz.iter().enumerate().skip(c) {
         assert!(d > 0.0, "element {i}: {d}");
     }
 }
 
-fn check_kd(gpu: &bitprop::Gpu, s: &[f32], t: &[f32], n: usize, c: usize, temp: f32) -> Box<dyn FnOnce()> {
+fn check_kd(
+    gpu: &bitprop::Gpu,
+    s: &[f32],
+    t: &[f32],
+    n: usize,
+    c: usize,
+    temp: f32,
+) -> Box<dyn FnOnce()> {
     let st = Tensor::from_f32(gpu, &[n, c], s).unwrap();
     let tt = Tensor::from_f32(gpu, &[n, c], t).unwrap();
     let loss = kd_loss(gpu, &st, &tt, temp).unwrap();
     let ds = kd_loss_backward(gpu, &st, &tt, temp).unwrap();
-    assert_eq!((loss.shape(), ds.shape()), ([1].as_slice(), [n, c].as_slice()));
+    assert_eq!(
+        (loss.shape(), ds.shape()),
+        ([1].as_slice(), [n, c].as_slice())
+    );
     let (loss, ds) = (loss.to_f32(gpu).unwrap(), ds.to_f32(gpu).unwrap());
     let (s, t) = (s.to_vec(), t.to_vec());
     Box::new(move || {
         let what = format!("kd {n}x{c} T={temp}");
-        assert_close(&format!("{what} loss"), &loss, &[kd_loss_cpu(&s, &t, c, temp)], LOSS_TOL.0, LOSS_TOL.1);
+        assert_close(
+            &format!("{what} loss"),
+            &loss,
+            &[kd_loss_cpu(&s, &t, c, temp)],
+            LOSS_TOL.0,
+            LOSS_TOL.1,
+        );
         // Differences of two probabilities, each within PROB_RTOL, over N*T:
         // bound the error by the larger probability / (N*T).
         let want = kd_loss_backward_cpu(&s, &t, c, temp);
-        assert_close(&format!("{what} backward"), &ds, &want, PROB_RTOL / (n as f32 * temp), PROB_RTOL);
+        assert_close(
+            &format!("{what} backward"),
+            &ds,
+            &want,
+            PROB_RTOL / (n as f32 * temp),
+            PROB_RTOL,
+        );
     })
 }
 

@@ -8,7 +8,14 @@ use common::{Rng, assert_close, gpu};
 
 /// NCHW inputs: the smallest window, odd H and W (dropped row/column), a
 /// single wide row of windows, more outputs than one workgroup.
-const SHAPES: &[[usize; 4]] = &[[1, 1, 2, 2], [1, 1, 3, 3], [2, 3, 5, 7], [3, 2, 8, 8], [1, 1, 2, 201], [2, 16, 33, 31]];
+const SHAPES: &[[usize; 4]] = &[
+    [1, 1, 2, 2],
+    [1, 1, 3, 3],
+    [2, 3, 5, 7],
+    [3, 2, 8, 8],
+    [1, 1, 2, 201],
+    [2, 16, 33, 31],
+];
 
 /// Coarse values so many windows hold ties (the first in the window wins).
 fn coarse(rng: &mut Rng, n: usize) -> Vec<f32> {
@@ -41,18 +48,39 @@ fn check_pools(gpu: &Gpu, rng: &mut Rng, dims: [usize; 4]) -> Box<dyn FnOnce()> 
     let y_avg = avg_pool2x2(gpu, &xt).unwrap();
     poison(gpu, &dims);
     let dx_avg = avg_pool2x2_backward(gpu, &gt, &dims).unwrap();
-    assert_eq!((dx_max.shape(), dx_avg.shape()), (dims.as_slice(), dims.as_slice()));
-    let (y, arg, dx_max) = (y.to_f32(gpu).unwrap(), arg.to_u32(gpu).unwrap(), dx_max.to_f32(gpu).unwrap());
+    assert_eq!(
+        (dx_max.shape(), dx_avg.shape()),
+        (dims.as_slice(), dims.as_slice())
+    );
+    let (y, arg, dx_max) = (
+        y.to_f32(gpu).unwrap(),
+        arg.to_u32(gpu).unwrap(),
+        dx_max.to_f32(gpu).unwrap(),
+    );
     let (y_avg, dx_avg) = (y_avg.to_f32(gpu).unwrap(), dx_avg.to_f32(gpu).unwrap());
     Box::new(move || {
         let (want_y, want_arg) = max_pool2x2_cpu(&x, dims);
         assert_eq!(y, want_y, "max pool {dims:?}");
         assert_eq!(arg, want_arg, "max pool argmax {dims:?}");
         // The backward copies g or writes 0: exact.
-        assert_eq!(dx_max, max_pool2x2_backward_cpu(&g, &want_arg, dims), "max pool backward {dims:?}");
-        assert_close(&format!("avg pool {dims:?}"), &y_avg, &avg_pool2x2_cpu(&x, dims), AVG_TOL, 0.0);
+        assert_eq!(
+            dx_max,
+            max_pool2x2_backward_cpu(&g, &want_arg, dims),
+            "max pool backward {dims:?}"
+        );
+        assert_close(
+            &format!("avg pool {dims:?}"),
+            &y_avg,
+            &avg_pool2x2_cpu(&x, dims),
+            AVG_TOL,
+            0.0,
+        );
         // g / 4 and 0.25 * g are the same exact scaling.
-        assert_eq!(dx_avg, avg_pool2x2_backward_cpu(&g, dims), "avg pool backward {dims:?}");
+        assert_eq!(
+            dx_avg,
+            avg_pool2x2_backward_cpu(&g, dims),
+            "avg pool backward {dims:?}"
+        );
     })
 }
 

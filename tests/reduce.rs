@@ -4,13 +4,17 @@ mod common;
 
 use bitprop::Tensor;
 use bitprop::ops::reduce::{
-    CHUNK, Reduction, accuracy_count, accuracy_count_cpu, argmax_rows, argmax_rows_cpu,
-    reduce_all, reduce_all_cpu, reduce_channels, reduce_channels_cpu, reduce_rows,
-    reduce_rows_cpu,
+    CHUNK, Reduction, accuracy_count, accuracy_count_cpu, argmax_rows, argmax_rows_cpu, reduce_all,
+    reduce_all_cpu, reduce_channels, reduce_channels_cpu, reduce_rows, reduce_rows_cpu,
 };
 use common::{Rng, assert_close, gpu};
 
-const OPS: [Reduction; 4] = [Reduction::Sum, Reduction::Mean, Reduction::MeanAbs, Reduction::Std];
+const OPS: [Reduction; 4] = [
+    Reduction::Sum,
+    Reduction::Mean,
+    Reduction::MeanAbs,
+    Reduction::Std,
+];
 
 /// f32 accumulation of m values in [-1, 1]: each lane adds about m / 256
 /// values sequentially, then 8 tree levels, so the error is a few ulps of the
@@ -38,29 +42,61 @@ fn reduce_rows_matches_cpu() {
         let t = Tensor::from_f32(&gpu, &[r, k], &x).unwrap();
         for op in OPS {
             let got = reduce_rows(&gpu, &t, op).unwrap().to_f32(&gpu).unwrap();
-            assert_close(&format!("rows {op:?} {r}x{k}"), &got, &reduce_rows_cpu(&x, r, k, op), tol(op, k), 1e-5);
+            assert_close(
+                &format!("rows {op:?} {r}x{k}"),
+                &got,
+                &reduce_rows_cpu(&x, r, k, op),
+                tol(op, k),
+                1e-5,
+            );
         }
     }
     // A 4-D weight reduces per output filter.
     let x = data(&mut rng, 3 * 2 * 3 * 3);
     let t = Tensor::from_f32(&gpu, &[3, 2, 3, 3], &x).unwrap();
-    let got = reduce_rows(&gpu, &t, Reduction::MeanAbs).unwrap().to_f32(&gpu).unwrap();
-    assert_close("rows of 4-D", &got, &reduce_rows_cpu(&x, 3, 18, Reduction::MeanAbs), 4e-6, 1e-5);
+    let got = reduce_rows(&gpu, &t, Reduction::MeanAbs)
+        .unwrap()
+        .to_f32(&gpu)
+        .unwrap();
+    assert_close(
+        "rows of 4-D",
+        &got,
+        &reduce_rows_cpu(&x, 3, 18, Reduction::MeanAbs),
+        4e-6,
+        1e-5,
+    );
 }
 
 #[test]
 fn reduce_channels_matches_cpu() {
     let gpu = gpu();
     let mut rng = Rng::new(12);
-    for &(n, c, s) in &[(1, 1, 1), (1, 3, 1), (7, 5, 1), (2, 3, 9), (4, 1, 300), (3, 4, 6000)] {
+    for &(n, c, s) in &[
+        (1, 1, 1),
+        (1, 3, 1),
+        (7, 5, 1),
+        (2, 3, 9),
+        (4, 1, 300),
+        (3, 4, 6000),
+    ] {
         let x = data(&mut rng, n * c * s);
-        let shape: Vec<usize> = if s == 1 { vec![n, c] } else { vec![n, c, 3, s / 3] };
+        let shape: Vec<usize> = if s == 1 {
+            vec![n, c]
+        } else {
+            vec![n, c, 3, s / 3]
+        };
         let shape = if s % 3 == 0 { shape } else { vec![n, c, s] };
         let t = Tensor::from_f32(&gpu, &shape, &x).unwrap();
         for op in OPS {
             let got = reduce_channels(&gpu, &t, op).unwrap().to_f32(&gpu).unwrap();
             let want = reduce_channels_cpu(&x, n, c, s, op);
-            assert_close(&format!("channels {op:?} {n}x{c}x{s}"), &got, &want, tol(op, n * s), 1e-5);
+            assert_close(
+                &format!("channels {op:?} {n}x{c}x{s}"),
+                &got,
+                &want,
+                tol(op, n * s),
+                1e-5,
+            );
         }
     }
 }
@@ -74,7 +110,13 @@ fn reduce_all_handles_a_million_elements() {
         let t = Tensor::from_f32(&gpu, &[n], &x).unwrap();
         for op in OPS {
             let got = reduce_all(&gpu, &t, op).unwrap().to_f32(&gpu).unwrap();
-            assert_close(&format!("all {op:?} n={n}"), &got, &[reduce_all_cpu(&x, op)], tol(op, n), 1e-5);
+            assert_close(
+                &format!("all {op:?} n={n}"),
+                &got,
+                &[reduce_all_cpu(&x, op)],
+                tol(op, n),
+                1e-5,
+            );
         }
     }
     // The sum must see every element: a single large value anywhere moves it.
@@ -82,7 +124,10 @@ fn reduce_all_handles_a_million_elements() {
     x[(1 << 20) - 1] = 1000.0;
     x[CHUNK] = -1.0;
     let t = Tensor::from_f32(&gpu, &[x.len()], &x).unwrap();
-    let got = reduce_all(&gpu, &t, Reduction::Sum).unwrap().to_f32(&gpu).unwrap();
+    let got = reduce_all(&gpu, &t, Reduction::Sum)
+        .unwrap()
+        .to_f32(&gpu)
+        .unwrap();
     assert_eq!(got, [999.0]);
 }
 
@@ -107,9 +152,27 @@ fn reductions_across_several_dispatch_rows() {
         am.to_u32(&gpu).unwrap(),
     );
     gpu.set_grid_limit(u32::MAX);
-    assert_close("channels std", &ch, &reduce_channels_cpu(&x, n, c, s, Reduction::Std), 4e-6, 1e-5);
-    assert_close("rows mean", &rows, &reduce_rows_cpu(&x, n, c * s, Reduction::Mean), 4e-6, 1e-5);
-    assert_close("all sum", &all, &[reduce_all_cpu(&big, Reduction::Sum)], tol(Reduction::Sum, big.len()), 1e-5);
+    assert_close(
+        "channels std",
+        &ch,
+        &reduce_channels_cpu(&x, n, c, s, Reduction::Std),
+        4e-6,
+        1e-5,
+    );
+    assert_close(
+        "rows mean",
+        &rows,
+        &reduce_rows_cpu(&x, n, c * s, Reduction::Mean),
+        4e-6,
+        1e-5,
+    );
+    assert_close(
+        "all sum",
+        &all,
+        &[reduce_all_cpu(&big, Reduction::Sum)],
+        tol(Reduction::Sum, big.len()),
+        1e-5,
+    );
     assert_eq!(am, argmax_rows_cpu(&x, n * c, s));
 }
 
@@ -124,16 +187,30 @@ fn argmax_and_accuracy_match_cpu() {
         let t = Tensor::from_f32(&gpu, &[r, c], &x).unwrap();
         let lt = Tensor::from_u32(&gpu, &[r], &labels).unwrap();
         let want = argmax_rows_cpu(&x, r, c);
-        assert_eq!(argmax_rows(&gpu, &t).unwrap().to_u32(&gpu).unwrap(), want, "argmax {r}x{c}");
+        assert_eq!(
+            argmax_rows(&gpu, &t).unwrap().to_u32(&gpu).unwrap(),
+            want,
+            "argmax {r}x{c}"
+        );
         let count = accuracy_count(&gpu, &t, &lt).unwrap().to_u32(&gpu).unwrap();
-        assert_eq!(count, [accuracy_count_cpu(&x, &labels, r, c)], "accuracy {r}x{c}");
+        assert_eq!(
+            count,
+            [accuracy_count_cpu(&x, &labels, r, c)],
+            "accuracy {r}x{c}"
+        );
     }
     // Labels equal to the argmax count every row; out-of-range labels none.
     let x = vec![0.0, 2.0, 2.0, 5.0, 1.0, 1.0];
     let t = Tensor::from_f32(&gpu, &[2, 3], &x).unwrap();
     assert_eq!(argmax_rows(&gpu, &t).unwrap().to_u32(&gpu).unwrap(), [1, 0]);
     let lt = Tensor::from_u32(&gpu, &[2], &[1, 0]).unwrap();
-    assert_eq!(accuracy_count(&gpu, &t, &lt).unwrap().to_u32(&gpu).unwrap(), [2]);
+    assert_eq!(
+        accuracy_count(&gpu, &t, &lt).unwrap().to_u32(&gpu).unwrap(),
+        [2]
+    );
     let lt = Tensor::from_u32(&gpu, &[2], &[3, u32::MAX]).unwrap();
-    assert_eq!(accuracy_count(&gpu, &t, &lt).unwrap().to_u32(&gpu).unwrap(), [0]);
+    assert_eq!(
+        accuracy_count(&gpu, &t, &lt).unwrap().to_u32(&gpu).unwrap(),
+        [0]
+    );
 }

@@ -29,12 +29,21 @@ const STEP01: Kernel = kernel!("act/unary.wgsl", "step01_forward", [Read, ReadWr
 const SCALE: Kernel = kernel!("act/unary.wgsl", "scale_forward", [Read, ReadWrite]);
 const ADD_SCALED: Kernel = kernel!("act/unary.wgsl", "add_scaled", [Read, ReadWrite]);
 
-const STE_SIGN_BACKWARD: Kernel =
-    kernel!("act/binary.wgsl", "ste_sign_backward", [Read, Read, ReadWrite]);
-const APPROX_SIGN_BACKWARD: Kernel =
-    kernel!("act/binary.wgsl", "approx_sign_backward", [Read, Read, ReadWrite]);
-const HARDTANH_BACKWARD: Kernel =
-    kernel!("act/binary.wgsl", "hardtanh_backward", [Read, Read, ReadWrite]);
+const STE_SIGN_BACKWARD: Kernel = kernel!(
+    "act/binary.wgsl",
+    "ste_sign_backward",
+    [Read, Read, ReadWrite]
+);
+const APPROX_SIGN_BACKWARD: Kernel = kernel!(
+    "act/binary.wgsl",
+    "approx_sign_backward",
+    [Read, Read, ReadWrite]
+);
+const HARDTANH_BACKWARD: Kernel = kernel!(
+    "act/binary.wgsl",
+    "hardtanh_backward",
+    [Read, Read, ReadWrite]
+);
 const ADD: Kernel = kernel!("act/binary.wgsl", "add", [Read, Read, ReadWrite]);
 
 /// Per-channel kernels reduce with this many lanes per channel.
@@ -172,7 +181,11 @@ struct ChannelParams {
 fn channel_params(x: &Tensor, params: &[&Tensor], op: &str) -> ChannelParams {
     let [n, c, s] = channel_view(x.shape());
     for t in params {
-        assert_eq!(t.numel(), c, "{op}: {t:?} must have one value per channel of {x:?}");
+        assert_eq!(
+            t.numel(),
+            c,
+            "{op}: {t:?} must have one value per channel of {x:?}"
+        );
     }
     ChannelParams {
         n: n as u32,
@@ -196,7 +209,9 @@ const RPRELU: Kernel = kernel!(
 const RPRELU_BACKWARD: Kernel = kernel!(
     "act/rprelu_backward.wgsl",
     "rprelu_backward",
-    [Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+    [
+        Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite
+    ]
 );
 
 /// ReActNet RSign: `y[n, c, s] = sign(x[n, c, s] - a[c])` for `x` `[N, C, ...]`, `a` `[C]`.
@@ -229,7 +244,13 @@ pub fn rsign_backward(
         &RSIGN_BACKWARD,
         &[("WG", CHANNEL_WG)],
         &params,
-        &[x.binding(), a.binding(), g.binding(), dx.binding(), da.binding()],
+        &[
+            x.binding(),
+            a.binding(),
+            g.binding(),
+            dx.binding(),
+            da.binding(),
+        ],
         gpu.grid(params.c as u64),
     );
     Ok((dx, da))
@@ -318,7 +339,9 @@ pub fn rprelu_backward(
 
 /// CPU reference of [`sign`].
 pub fn sign_cpu(x: &[f32]) -> Vec<f32> {
-    x.iter().map(|&v| if v >= 0.0 { 1.0 } else { -1.0 }).collect()
+    x.iter()
+        .map(|&v| if v >= 0.0 { 1.0 } else { -1.0 })
+        .collect()
 }
 
 /// CPU reference of [`clamp`] and [`hardtanh`].
@@ -457,7 +480,9 @@ mod tests {
         let mut state = seed;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = ((state >> 40) as f32 / (1u64 << 24) as f32) * 3.0 - 1.5;
             if kinks.iter().all(|k| (v - k).abs() > margin) {
                 out.push(v);
@@ -508,11 +533,21 @@ mod tests {
             let (xi, gi) = (x[i] as f64, g[i] as f64);
             close("approx sign", approx[i], gi * fd(approx_sign, xi));
             close("ste sign", ste[i], gi * fd(|v| hardtanh(v, -1.0, 1.0), xi));
-            close("hardtanh(0, 1)", ht01[i], gi * fd(|v| hardtanh(v, 0.0, 1.0), xi));
+            close(
+                "hardtanh(0, 1)",
+                ht01[i],
+                gi * fd(|v| hardtanh(v, 0.0, 1.0), xi),
+            );
         }
         // The window is closed: x = lo and x = hi pass the gradient.
-        assert_eq!(hardtanh_backward_cpu(&[0.0, 1.0, 1.0001], &[3.0; 3], 0.0, 1.0), [3.0, 3.0, 0.0]);
-        assert_eq!(ste_sign_backward_cpu(&[-1.0, 1.0, -1.01], &[2.0; 3]), [2.0, 2.0, 0.0]);
+        assert_eq!(
+            hardtanh_backward_cpu(&[0.0, 1.0, 1.0001], &[3.0; 3], 0.0, 1.0),
+            [3.0, 3.0, 0.0]
+        );
+        assert_eq!(
+            ste_sign_backward_cpu(&[-1.0, 1.0, -1.01], &[2.0; 3]),
+            [2.0, 2.0, 0.0]
+        );
     }
 
     #[test]
@@ -536,7 +571,9 @@ mod tests {
         let x: Vec<f32> = channels_of(n * c * s, c, s)
             .zip(points(n * c * s, 3, &[], 0.0))
             .map(|((_, ch), v)| {
-                let clear = [-1.0f32, 0.0, 1.0].iter().all(|k| (v - a[ch] - k).abs() > 0.01);
+                let clear = [-1.0f32, 0.0, 1.0]
+                    .iter()
+                    .all(|k| (v - a[ch] - k).abs() > 0.01);
                 if clear { v } else { a[ch] + 0.5 }
             })
             .collect();
@@ -577,7 +614,13 @@ mod tests {
         let zeta = [0.2f32, 0.0, -0.4];
         let x: Vec<f32> = channels_of(n * c * s, c, s)
             .zip(points(n * c * s, 5, &[], 0.0))
-            .map(|((_, ch), v)| if (v - gamma[ch]).abs() > 0.05 { v } else { gamma[ch] + 0.3 })
+            .map(|((_, ch), v)| {
+                if (v - gamma[ch]).abs() > 0.05 {
+                    v
+                } else {
+                    gamma[ch] + 0.3
+                }
+            })
             .collect();
         let g = points(n * c * s, 6, &[], 0.0);
         let (dx, dbeta, dgamma, dzeta) = rprelu_backward_cpu(&x, &beta, &gamma, &g, dims);
@@ -590,7 +633,10 @@ mod tests {
         let h = 1e-2f32;
         let diff = |f: &dyn Fn(f32) -> f64, v: f32| (f(v + h) - f(v - h)) / (2.0 * h as f64);
         let check = |what: &str, got: f32, want: f64| {
-            assert!((got as f64 - want).abs() <= 1e-3, "{what}: backward {got}, finite difference {want}");
+            assert!(
+                (got as f64 - want).abs() <= 1e-3,
+                "{what}: backward {got}, finite difference {want}"
+            );
         };
         for i in 0..x.len() {
             let f = |v: f32| {
@@ -606,9 +652,21 @@ mod tests {
                 q[ch] = v;
                 q
             };
-            check("rprelu dbeta", dbeta[ch], diff(&|v| loss(&x, &with(&beta, v), &gamma, &zeta), beta[ch]));
-            check("rprelu dgamma", dgamma[ch], diff(&|v| loss(&x, &beta, &with(&gamma, v), &zeta), gamma[ch]));
-            check("rprelu dzeta", dzeta[ch], diff(&|v| loss(&x, &beta, &gamma, &with(&zeta, v)), zeta[ch]));
+            check(
+                "rprelu dbeta",
+                dbeta[ch],
+                diff(&|v| loss(&x, &with(&beta, v), &gamma, &zeta), beta[ch]),
+            );
+            check(
+                "rprelu dgamma",
+                dgamma[ch],
+                diff(&|v| loss(&x, &beta, &with(&gamma, v), &zeta), gamma[ch]),
+            );
+            check(
+                "rprelu dzeta",
+                dzeta[ch],
+                diff(&|v| loss(&x, &beta, &gamma, &with(&zeta, v)), zeta[ch]),
+            );
         }
     }
 }

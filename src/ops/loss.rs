@@ -125,7 +125,11 @@ fn kd_launch(
         "{}: teacher {teacher:?} for student {student:?}",
         kernel.entry
     );
-    assert!(temperature > 0.0, "{}: temperature {temperature} must be > 0", kernel.entry);
+    assert!(
+        temperature > 0.0,
+        "{}: temperature {temperature} must be > 0",
+        kernel.entry
+    );
     let out = Tensor::empty(gpu, out_shape, DType::F32)?;
     let params = LossParams {
         n: n as u32,
@@ -153,7 +157,7 @@ pub fn kd_loss(
     teacher: &Tensor,
     temperature: f32,
 ) -> Result<Tensor, GpuError> {
-    let n = student.shape()[0];
+    let (n, _) = rows_cols(student, "kd_loss");
     let rowloss = kd_launch(gpu, &KD, student, teacher, temperature, &[n])?;
     reduce_all(gpu, &rowloss, Reduction::Mean)
 }
@@ -166,7 +170,14 @@ pub fn kd_loss_backward(
     teacher: &Tensor,
     temperature: f32,
 ) -> Result<Tensor, GpuError> {
-    kd_launch(gpu, &KD_BACKWARD, student, teacher, temperature, student.shape())
+    kd_launch(
+        gpu,
+        &KD_BACKWARD,
+        student,
+        teacher,
+        temperature,
+        student.shape(),
+    )
 }
 
 // CPU references, in f64 inside.
@@ -211,7 +222,10 @@ fn kd_f64(student: &[f64], teacher: &[f64], c: usize, temperature: f64) -> f64 {
             let t: Vec<f64> = t.iter().map(|v| v / temperature).collect();
             let (m, lse) = log_sum_exp(&s);
             let pt = softmax(&t);
-            -pt.iter().zip(&s).map(|(p, z)| p * (z - m - lse)).sum::<f64>()
+            -pt.iter()
+                .zip(&s)
+                .map(|(p, z)| p * (z - m - lse))
+                .sum::<f64>()
         })
         .sum();
     total / n as f64
@@ -243,7 +257,12 @@ pub fn kd_loss_cpu(student: &[f32], teacher: &[f32], c: usize, temperature: f32)
 }
 
 /// CPU reference of [`kd_loss_backward`].
-pub fn kd_loss_backward_cpu(student: &[f32], teacher: &[f32], c: usize, temperature: f32) -> Vec<f32> {
+pub fn kd_loss_backward_cpu(
+    student: &[f32],
+    teacher: &[f32],
+    c: usize,
+    temperature: f32,
+) -> Vec<f32> {
     let t = temperature as f64;
     let n = student.len() / c;
     let scaled = |x: &[f32]| x.iter().map(|&v| v as f64 / t).collect::<Vec<f64>>();
@@ -269,7 +288,9 @@ mod tests {
         let mut state = seed;
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * spread
             })
             .collect()
@@ -302,7 +323,9 @@ mod tests {
         let labels = [0, 4, 2, 2];
         let (_, probs) = softmax_cross_entropy_cpu(&z, &labels, c);
         let grad = softmax_cross_entropy_backward_cpu(&probs, &labels, c);
-        fd_check("cross entropy", &grad, &z, |z| cross_entropy_f64(z, &labels, c));
+        fd_check("cross entropy", &grad, &z, |z| {
+            cross_entropy_f64(z, &labels, c)
+        });
     }
 
     #[test]
@@ -313,7 +336,9 @@ mod tests {
         for temperature in [1.0f32, 2.5, 4.0] {
             let grad = kd_loss_backward_cpu(&s, &t, c, temperature);
             let t64 = to_f64(&t);
-            fd_check(&format!("kd T={temperature}"), &grad, &s, |s| kd_f64(s, &t64, c, temperature as f64));
+            fd_check(&format!("kd T={temperature}"), &grad, &s, |s| {
+                kd_f64(s, &t64, c, temperature as f64)
+            });
         }
     }
 
@@ -333,6 +358,10 @@ mod tests {
         let p = softmax(&to_f64(&s));
         let entropy: f64 = -p.iter().map(|v| v * v.ln()).sum::<f64>();
         assert!((kd_loss_cpu(&s, &s, 3, 1.0) as f64 - entropy).abs() < 1e-6);
-        assert!(kd_loss_backward_cpu(&s, &s, 3, 2.0).iter().all(|&g| g.abs() < 1e-9));
+        assert!(
+            kd_loss_backward_cpu(&s, &s, 3, 2.0)
+                .iter()
+                .all(|&g| g.abs() < 1e-9)
+        );
     }
 }

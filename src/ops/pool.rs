@@ -38,7 +38,10 @@ pub fn pooled_shape(input_shape: &[usize]) -> [usize; 4] {
     let &[n, c, h, w] = input_shape else {
         panic!("pool: input {input_shape:?} is not [N, C, H, W]");
     };
-    assert!(h >= 2 && w >= 2, "pool: a 2x2 window does not fit in {input_shape:?}");
+    assert!(
+        h >= 2 && w >= 2,
+        "pool: a 2x2 window does not fit in {input_shape:?}"
+    );
     [n, c, h / 2, w / 2]
 }
 
@@ -81,8 +84,16 @@ pub fn max_pool2x2_backward(
     input_shape: &[usize],
 ) -> Result<Tensor, GpuError> {
     let out_shape = pooled_shape(input_shape);
-    assert_eq!(g.shape(), out_shape, "max_pool2x2_backward: g {g:?} for input {input_shape:?}");
-    assert_eq!(argmax.shape(), out_shape, "max_pool2x2_backward: argmax {argmax:?} for input {input_shape:?}");
+    assert_eq!(
+        g.shape(),
+        out_shape,
+        "max_pool2x2_backward: g {g:?} for input {input_shape:?}"
+    );
+    assert_eq!(
+        argmax.shape(),
+        out_shape,
+        "max_pool2x2_backward: argmax {argmax:?} for input {input_shape:?}"
+    );
     let dx = Tensor::empty(gpu, input_shape, DType::F32)?;
     gpu.launch(
         &MAX_POOL_BACKWARD,
@@ -110,7 +121,11 @@ pub fn avg_pool2x2(gpu: &Gpu, x: &Tensor) -> Result<Tensor, GpuError> {
 
 /// Backward of [`avg_pool2x2`]: `dx[h, w] = g[h/2, w/2] / 4` inside the pooled
 /// area, 0 in a dropped odd last row or column.
-pub fn avg_pool2x2_backward(gpu: &Gpu, g: &Tensor, input_shape: &[usize]) -> Result<Tensor, GpuError> {
+pub fn avg_pool2x2_backward(
+    gpu: &Gpu,
+    g: &Tensor,
+    input_shape: &[usize],
+) -> Result<Tensor, GpuError> {
     assert_eq!(
         g.shape(),
         pooled_shape(input_shape),
@@ -200,7 +215,9 @@ mod tests {
     use super::*;
 
     fn lcg(state: &mut u64) -> u64 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *state >> 33
     }
 
@@ -218,9 +235,21 @@ mod tests {
     /// Checks `grad` against central differences of `sum(g * forward(x))`.
     /// Both pools are linear in x near these points, so with f32 values
     /// around 3 only rounding remains: ~2e-7 * 3 * 4 / 0.02, under 1e-3.
-    fn fd_check(what: &str, grad: &[f32], x: &[f32], g: &[f32], forward: impl Fn(&[f32]) -> Vec<f32>) {
+    fn fd_check(
+        what: &str,
+        grad: &[f32],
+        x: &[f32],
+        g: &[f32],
+        forward: impl Fn(&[f32]) -> Vec<f32>,
+    ) {
         let h = 1e-2f32;
-        let loss = |x: &[f32]| -> f64 { forward(x).iter().zip(g).map(|(&y, &g)| y as f64 * g as f64).sum() };
+        let loss = |x: &[f32]| -> f64 {
+            forward(x)
+                .iter()
+                .zip(g)
+                .map(|(&y, &g)| y as f64 * g as f64)
+                .sum()
+        };
         for i in 0..x.len() {
             let mut xp = x.to_vec();
             xp[i] += h;
@@ -242,12 +271,19 @@ mod tests {
             let len: usize = dims.iter().product();
             let x = distinct(len, dims[2] as u64);
             let [_, _, ho, wo] = pooled_shape(&dims);
-            let g: Vec<f32> = distinct(dims[0] * dims[1] * ho * wo, 9).iter().map(|v| v + 0.05).collect();
+            let g: Vec<f32> = distinct(dims[0] * dims[1] * ho * wo, 9)
+                .iter()
+                .map(|v| v + 0.05)
+                .collect();
             let (_, argmax) = max_pool2x2_cpu(&x, dims);
             let dx = max_pool2x2_backward_cpu(&g, &argmax, dims);
-            fd_check(&format!("max pool {dims:?}"), &dx, &x, &g, |x| max_pool2x2_cpu(x, dims).0);
+            fd_check(&format!("max pool {dims:?}"), &dx, &x, &g, |x| {
+                max_pool2x2_cpu(x, dims).0
+            });
             let dx = avg_pool2x2_backward_cpu(&g, dims);
-            fd_check(&format!("avg pool {dims:?}"), &dx, &x, &g, |x| avg_pool2x2_cpu(x, dims));
+            fd_check(&format!("avg pool {dims:?}"), &dx, &x, &g, |x| {
+                avg_pool2x2_cpu(x, dims)
+            });
         }
     }
 

@@ -5,7 +5,10 @@
 //! sums a strided slice, then a workgroup-memory tree adds the lanes. Long
 //! reductions (more than [`CHUNK`] elements per output) are split over several
 //! workgroups whose partial results a second pass adds, so a million-element
-//! tensor uses 64 workgroups instead of one.
+//! tensor uses 64 workgroups instead of one. Expect an absolute error of a
+//! few ulps of `sum |x|` times `m / 256 + 8` for `m` elements per output
+//! (sequential lane sums, then tree levels); the tests allow `4e-6 * m` for
+//! sums of values in [-1, 1].
 
 use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
@@ -107,7 +110,11 @@ fn reduce_ncs(
         &REDUCE,
         &[("WG", RWG)],
         &params,
-        &[x.binding(), mean.map_or(unused(x), |m| m.binding()), out.binding()],
+        &[
+            x.binding(),
+            mean.map_or(unused(x), |m| m.binding()),
+            out.binding(),
+        ],
         gpu.grid((c * parts) as u64),
     );
     if last {
@@ -200,7 +207,11 @@ struct ArgmaxParams {
 }
 
 const ARGMAX: Kernel = kernel!("reduce/argmax.wgsl", "argmax_rows", [Read, Read, ReadWrite]);
-const ACCURACY: Kernel = kernel!("reduce/argmax.wgsl", "accuracy_count", [Read, Read, ReadWrite]);
+const ACCURACY: Kernel = kernel!(
+    "reduce/argmax.wgsl",
+    "accuracy_count",
+    [Read, Read, ReadWrite]
+);
 
 fn argmax_params(x: &Tensor) -> ArgmaxParams {
     assert_eq!(x.shape().len(), 2, "argmax: {x:?} is not [R, C]");
@@ -231,7 +242,11 @@ pub fn argmax_rows(gpu: &Gpu, x: &Tensor) -> Result<Tensor, GpuError> {
 /// u32 labels `[R]`: u32 `[1]`. Labels `>= C` never count.
 pub fn accuracy_count(gpu: &Gpu, logits: &Tensor, labels: &Tensor) -> Result<Tensor, GpuError> {
     let params = argmax_params(logits);
-    assert_eq!(labels.numel(), logits.shape()[0], "accuracy_count: {labels:?} for {logits:?}");
+    assert_eq!(
+        labels.numel(),
+        logits.shape()[0],
+        "accuracy_count: {labels:?} for {logits:?}"
+    );
     let out = Tensor::empty(gpu, &[1], DType::U32)?;
     gpu.launch(
         &ACCURACY,
