@@ -157,7 +157,7 @@ pub fn kd_loss(
     teacher: &Tensor,
     temperature: f32,
 ) -> Result<Tensor, GpuError> {
-    let n = student.shape()[0];
+    let (n, _) = rows_cols(student, "kd_loss");
     let rowloss = kd_launch(gpu, &KD, student, teacher, temperature, &[n])?;
     reduce_all(gpu, &rowloss, Reduction::Mean)
 }
