@@ -80,11 +80,11 @@ def f32_entry(rm):
     return "\n".join(L)
 
 
-def sign_entry(rm):
+def nt4_entry(rm=8):
     L = []
-    L.append(f"// {rm} rows x 4 blocks of 32 columns.")
-    L.append("@compute @workgroup_size(32)")
-    L.append(f"fn sign_gemm_r{rm}(")
+    L.append(f"// {rm} rows x 4 columns, four k steps per vec4 load.")
+    L.append("@compute @workgroup_size(WG)")
+    L.append(f"fn f32_gemm_nt4(")
     L.append("    @builtin(workgroup_id) wid: vec3<u32>,")
     L.append("    @builtin(num_workgroups) nwg: vec3<u32>,")
     L.append("    @builtin(local_invocation_index) lid: u32,")
@@ -94,23 +94,22 @@ def sign_entry(rm):
     L.append("        return;")
     L.append("    }")
     L.append(f"    let m0 = (g / p.groups_x) * {rm}u;")
-    L.append("    let w0 = (g % p.groups_x) * 4u;")
-    L.append("    let words = min(vec4<u32>(w0, w0 + 1u, w0 + 2u, w0 + 3u), vec4<u32>(p.nw - 1u));")
-    L.append("    let lastm = p.m - 1u;")
+    L.append("    let n0 = (g % p.groups_x) * WG * 4u + lid;")
+    for j in range(4):
+        L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.k4;")
     for i in range(rm):
-        L.append(f"    let r{i} = min(m0 + {i}u, lastm) * p.a_sm;")
+        L.append(f"    let am{i} = min(m0 + {i}u, p.m - 1u) * p.k4;")
     for i in range(rm):
         L.append(f"    var c{i} = vec4<f32>(0.0);")
-    L.append("    for (var kk = 0u; kk < p.k; kk++) {")
-    L.append("        let sk = kk * p.nw;")
-    L.append("        let bits = (vec4<u32>(s[sk + words.x], s[sk + words.y], s[sk + words.z], s[sk + words.w]) >> vec4<u32>(lid)) & vec4<u32>(1u);")
-    L.append("        let sg = vec4<f32>(bits) * 2.0 - 1.0;")
-    L.append("        let ak = kk * p.a_sk;")
+    L.append("    for (var kk = 0u; kk < p.k4; kk++) {")
+    for j in range(4):
+        L.append(f"        let b{j} = b[bn{j} + kk];")
     for i in range(rm):
-        L.append(f"        c{i} = fma(vec4<f32>(a[r{i} + ak]), sg, c{i});")
+        L.append(f"        let a{i} = a[am{i} + kk];")
+        L.append(f"        c{i} += vec4<f32>(dot(a{i}, b0), dot(a{i}, b1), dot(a{i}, b2), dot(a{i}, b3));")
     L.append("    }")
     for i in range(rm):
-        L.append(f"    store4(m0 + {i}u, w0 * 32u + lid, c{i});")
+        L.append(f"    store4(m0 + {i}u, n0, c{i});")
     L.append("}")
     return "\n".join(L)
 
@@ -124,4 +123,4 @@ def splice(path, entries):
 
 splice(ROOT / "xnor_gemm.wgsl", [xnor_entry(rm) for rm in RMS])
 splice(ROOT / "f32_gemm.wgsl", [f32_entry(rm) for rm in RMS])
-splice(ROOT / "sign_gemm.wgsl", [sign_entry(rm) for rm in RMS])
+splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8)])

@@ -2,14 +2,11 @@
 
 use crate::autograd::{Tape, Var};
 use crate::gpu::GpuError;
-use crate::ops::gemm::{Epilogue, GemmVariant, Trans, f32_gemm, sign_gemm, xnor_gemm};
+use crate::ops::gemm::{Epilogue, GemmVariant, Trans, f32_gemm, xnor_gemm};
 use crate::ops::pack::{BitLayout, pack_signs};
 use crate::ops::tune::{GemmFamily, gemm_variant};
 use crate::ops::{act, channel, conv, loss, norm, pool, reduce};
 use crate::tensor::Tensor;
-
-/// Rows of the real x sign GEMM's register block.
-const SIGN_ROWS: u32 = 16;
 
 /// (channels, inner) of a `[N, C]` or `[N, C, H, W]` tensor.
 pub fn channels_inner(t: &Tensor) -> (usize, usize) {
@@ -27,11 +24,18 @@ pub fn row_mean_abs(tape: &Tape, w: &Tensor) -> Result<Tensor, GpuError> {
     )
 }
 
+/// `alpha_o * sign(W)` as f32, for the float GEMMs of a binary layer.
+fn binarized(gpu: &crate::gpu::Gpu, w: &Tensor, alpha: &Tensor) -> Result<Tensor, GpuError> {
+    let rows = w.shape()[0];
+    let signs = act::sign(gpu, w)?;
+    channel::channel_affine(gpu, &signs, rows, w.numel() / rows, Some(alpha), None)
+}
+
 /// Fully connected layer `y = x W_b^T` with binary weights
 /// `W_b = alpha_o * sign(W)`, `alpha_o = mean |W[o, :]|` (detached).
-/// The forward runs XNOR-popcount when `x` holds signs, the real x sign GEMM
-/// otherwise. Backward: `dx = (dy * alpha) sign(W)`, `dW_b = dy^T x`, and the
-/// latent gradient `dW = dW_b * 1[|W| <= 1]`.
+/// The forward runs XNOR-popcount when `x` holds signs, a float GEMM with
+/// `W_b` otherwise. Backward: `dx = dy W_b`, `dW_b = dy^T x`, and the latent
+/// gradient `dW = dW_b * 1[|W| <= 1]`.
 pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
     let gpu = tape.gpu().clone();
     let xt = tape.value(x).clone();
@@ -46,58 +50,57 @@ pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
         wt.shape()
     );
     let alpha = row_mean_abs(tape, &wt)?;
-    // Weight signs packed along the input axis: rows = out, bits over in.
-    let w_rows = pack_signs(&gpu, &wt, out, inp, 1, BitLayout::RowMajor)?;
-    let x_signs = tape.is_signs(x);
-    let y = if x_signs {
+    let w_b = binarized(&gpu, &wt, &alpha)?;
+    let fv = gemm_variant(&gpu, GemmFamily::F32)?;
+    let y = if tape.is_signs(x) {
         let variant = gemm_variant(&gpu, GemmFamily::Xnor)?;
-        let xp = pack_signs(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
-        let wp = match variant {
-            GemmVariant::Vec4 { .. } => pack_signs(&gpu, &wt, out, inp, 1, BitLayout::WordMajor)?,
-            _ => w_rows.clone(),
+        let layout = match variant {
+            GemmVariant::Vec4 { .. } => BitLayout::WordMajor,
+            _ => BitLayout::RowMajor,
         };
+        let xp = pack_signs(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
+        let wp = pack_signs(&gpu, &wt, out, inp, 1, layout)?;
         xnor_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?
     } else {
-        // sign(W)^T packed along the output axis: rows = in, bits over out.
-        let wt_signs = pack_signs(&gpu, &wt, 1, out, inp, BitLayout::RowMajor)?;
-        let ep = Epilogue {
-            scale: Some(&alpha),
-            ..Default::default()
-        };
-        sign_gemm(&gpu, &xt, Trans::N, &wt_signs, ep, None, SIGN_ROWS)?
+        f32_gemm(
+            &gpu,
+            &xt,
+            Trans::N,
+            &w_b,
+            Trans::T,
+            Epilogue::default(),
+            None,
+            fv,
+        )?
     };
     let needs_dx = tape.needs_grad(x);
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
-            let dya = channel::channel_affine(gpu, dy, out, 1, Some(&alpha), None)?;
-            let dx = sign_gemm(
-                gpu,
-                &dya,
-                Trans::N,
-                &w_rows,
-                Epilogue::default(),
-                None,
-                SIGN_ROWS,
-            )?;
-            grads.push((x, dx));
+            grads.push((
+                x,
+                f32_gemm(
+                    gpu,
+                    dy,
+                    Trans::N,
+                    &w_b,
+                    Trans::N,
+                    Epilogue::default(),
+                    None,
+                    fv,
+                )?,
+            ));
         }
-        let dwb = if x_signs {
-            let xs = pack_signs(gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
-            sign_gemm(gpu, dy, Trans::T, &xs, Epilogue::default(), None, SIGN_ROWS)?
-        } else {
-            let v = gemm_variant(gpu, GemmFamily::F32)?;
-            f32_gemm(
-                gpu,
-                dy,
-                Trans::T,
-                &xt,
-                Trans::N,
-                Epilogue::default(),
-                None,
-                v,
-            )?
-        };
+        let dwb = f32_gemm(
+            gpu,
+            dy,
+            Trans::T,
+            &xt,
+            Trans::N,
+            Epilogue::default(),
+            None,
+            fv,
+        )?;
         grads.push((w, act::ste_sign_backward(gpu, &wt, &dwb)?));
         Ok(grads)
     }))
@@ -186,8 +189,7 @@ pub fn conv2d(
     let x_signs = tape.is_signs(x);
     let (y, w_eff, alpha) = if binary_weights {
         let alpha = row_mean_abs(tape, &wt)?;
-        let signs = act::sign(&gpu, &wt)?;
-        let w_b = channel::channel_affine(&gpu, &signs, geom.o, geom.c * taps, Some(&alpha), None)?;
+        let w_b = binarized(&gpu, &wt, &alpha)?;
         let y = if x_signs {
             let xp = pack_signs(
                 &gpu,

@@ -34,9 +34,6 @@ pub struct GemmBench {
     pub f32_variant: String,
     pub xnor_ms: f64,
     pub f32_ms: f64,
-    /// The real x sign GEMM of the same shape (what binary layers' float work runs on).
-    pub sign_gemm_ms: f64,
-    pub sign_gemm_flops_per_s: f64,
     pub cpu_xnor_ms: f64,
     pub xnor_ops_per_s: f64,
     pub peak_ops_per_s: f64,
@@ -129,30 +126,6 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
         .map(drop)
     })?;
 
-    progress("real x sign GEMM");
-    let sp = pack_signs(
-        gpu,
-        &b.reshape(&[1, n * k]).reshape(&[k, n]),
-        1,
-        k,
-        n,
-        BitLayout::RowMajor,
-    )?;
-    let sp = crate::ops::pack::PackedBits {
-        rows: k,
-        k: n,
-        ..sp
-    };
-    let mut sign_gemm_ms = f64::INFINITY;
-    for rm in crate::ops::gemm::SIGN_GEMM_ROWS {
-        let ms = device_ms(gpu, reps, || {
-            crate::ops::gemm::sign_gemm(gpu, &a, Trans::N, &sp, Epilogue::default(), None, rm)
-                .map(drop)
-        })?;
-        progress(&format!("  sign GEMM r{rm}: {ms:.2} ms"));
-        sign_gemm_ms = sign_gemm_ms.min(ms);
-    }
-
     progress("CPU XNOR GEMM");
     let aw = words_to_u64(&pack_signs_cpu(&pattern(m * k, 1), m, k), m, k);
     let bw = words_to_u64(&pack_signs_cpu(&pattern(n * k, 2), n, k), n, k);
@@ -217,8 +190,6 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
         f32_variant: fv.name(),
         xnor_ms,
         f32_ms,
-        sign_gemm_ms,
-        sign_gemm_flops_per_s: ops / (sign_gemm_ms / 1e3),
         cpu_xnor_ms,
         xnor_ops_per_s,
         peak_ops_per_s,

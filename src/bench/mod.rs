@@ -1,6 +1,7 @@
 //! Benchmarks that print ratios measured side by side in one run.
 
 pub mod gemm;
+pub mod train;
 
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::tune::median;
@@ -30,7 +31,7 @@ pub fn device_ms(
             gpu.start_profiling();
             f()?;
             let (records, _) = gpu.stop_profiling();
-            times.push(records.iter().map(|r| r.1).sum());
+            times.push(records.iter().map(|r| r.ms).sum());
         } else {
             let t = std::time::Instant::now();
             f()?;

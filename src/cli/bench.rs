@@ -7,6 +7,27 @@ use crate::gpu::Gpu;
 pub enum BenchCommand {
     /// XNOR-popcount GEMM vs f32 GEMM vs CPU, with the device's popcount and FMA peaks.
     Gemm(GemmArgs),
+    /// Training samples/s of a model on synthetic batches, and the share of step time per kernel family.
+    Train(TrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Model to train (see `bitprop train --help`).
+    #[arg(long, default_value = "bmlp")]
+    model: String,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Timed steps after two warm-up steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Steps profiled per kernel after the timed ones.
+    #[arg(long, default_value_t = 2)]
+    profile_steps: usize,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -38,6 +59,25 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
             anyhow::ensure!(args.reps > 0, "--reps must be positive");
             let gpu = Gpu::new(&cli.device_options()?)?;
             let result = crate::bench::gemm::run(&gpu, args.m, args.n, args.k, args.reps)?;
+            eprint!("{}", result.report());
+            if args.json {
+                print_json(&result)?;
+            }
+            Ok(())
+        }
+        BenchCommand::Train(args) => {
+            anyhow::ensure!(
+                args.batch > 0 && args.steps > 0,
+                "--batch and --steps must be positive"
+            );
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let result = crate::bench::train::run(
+                &gpu,
+                &args.model,
+                args.batch,
+                args.steps,
+                args.profile_steps,
+            )?;
             eprint!("{}", result.report());
             if args.json {
                 print_json(&result)?;

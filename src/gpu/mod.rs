@@ -68,8 +68,8 @@ struct Batch {
     dispatches: u64,
     /// Read-backs whose copies are in this batch; mapped after submit.
     pending_maps: Vec<Arc<readback::Slot>>,
-    /// Kernel names of this batch's timed dispatches, in query order.
-    timed: Vec<&'static str>,
+    /// Kernels of this batch's timed dispatches, in query order.
+    timed: Vec<(&'static str, &'static str)>,
 }
 
 /// Per-kernel device times gathered while profiling is on.
@@ -77,7 +77,23 @@ struct Batch {
 struct Profiler {
     query_set: Option<wgpu::QuerySet>,
     resolve: Option<wgpu::Buffer>,
-    records: Vec<(&'static str, f64)>,
+    records: Vec<ProfileRecord>,
+}
+
+/// One timed dispatch.
+#[derive(Clone, Debug)]
+pub struct ProfileRecord {
+    /// Shader file under `shaders/`, e.g. `gemm/xnor_gemm.wgsl`; its folder is the kernel family.
+    pub file: &'static str,
+    pub entry: &'static str,
+    pub ms: f64,
+}
+
+impl ProfileRecord {
+    /// The kernel family: the shader's folder.
+    pub fn family(&self) -> &'static str {
+        self.file.split('/').next().unwrap_or(self.file)
+    }
 }
 
 const MAX_TIMED: u32 = 1024;
@@ -282,7 +298,7 @@ impl Gpu {
         let mut profiler = self.profiler.lock().unwrap();
         let timed_index = match profiler.as_mut() {
             Some(p) if p.query_set.is_some() && (batch.timed.len() as u32) < MAX_TIMED => {
-                batch.timed.push(kernel.entry);
+                batch.timed.push((kernel.file, kernel.entry));
                 Some(batch.timed.len() as u32 - 1)
             }
             _ => None,
@@ -312,8 +328,11 @@ impl Gpu {
             drop(batch);
             let t = Instant::now();
             self.flush_and_wait();
-            p.records
-                .push((kernel.entry, t.elapsed().as_secs_f64() * 1e3));
+            p.records.push(ProfileRecord {
+                file: kernel.file,
+                entry: kernel.entry,
+                ms: t.elapsed().as_secs_f64() * 1e3,
+            });
             return;
         }
         batch.dispatches += 1;
@@ -428,9 +447,13 @@ impl Gpu {
             let ticks: &[u64] = bytemuck::cast_slice(&view);
             let mut profiler = self.profiler.lock().unwrap();
             if let Some(p) = profiler.as_mut() {
-                for (i, name) in timed.iter().enumerate() {
+                for (i, (file, entry)) in timed.iter().enumerate() {
                     let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
-                    p.records.push((name, dt / 1e6));
+                    p.records.push(ProfileRecord {
+                        file,
+                        entry,
+                        ms: dt / 1e6,
+                    });
                 }
             }
         }
@@ -459,7 +482,7 @@ impl Gpu {
 
     /// Stops profiling; returns (entry point, milliseconds) per dispatch, and
     /// whether the times came from timestamp queries.
-    pub fn stop_profiling(&self) -> (Vec<(&'static str, f64)>, bool) {
+    pub fn stop_profiling(&self) -> (Vec<ProfileRecord>, bool) {
         self.flush_and_wait();
         let p = self.profiler.lock().unwrap().take().unwrap_or_default();
         let timestamps = p.query_set.is_some();

@@ -17,6 +17,9 @@ pub enum GemmVariant {
     /// `rm` rows x 4 columns held in vec4 registers (`rm` in 4, 8, 16), `wg`
     /// lanes; the XNOR kernel needs word-major `b`.
     Vec4 { wg: u32, rm: u32 },
+    /// f32 only: both operands relaid out K-contiguous (padded to a multiple
+    /// of 4) and read as vec4, 8 rows x 4 columns per lane, `wg` lanes.
+    Nt4 { wg: u32 },
 }
 
 impl GemmVariant {
@@ -25,6 +28,7 @@ impl GemmVariant {
             GemmVariant::Block { wg, rm, rn } => format!("block{rm}x{rn}/wg{wg}"),
             GemmVariant::Tiled => "tiled64".to_string(),
             GemmVariant::Vec4 { wg, rm } => format!("vec4r{rm}/wg{wg}"),
+            GemmVariant::Nt4 { wg } => format!("nt4/wg{wg}"),
         }
     }
 
@@ -69,6 +73,7 @@ impl GemmVariant {
                 n.div_ceil(4 * wg as usize) as u32,
                 m.div_ceil(rm as usize) as u32,
             ),
+            GemmVariant::Nt4 { wg } => (n.div_ceil(4 * wg as usize) as u32, m.div_ceil(8) as u32),
         }
     }
 
@@ -78,7 +83,7 @@ impl GemmVariant {
                 vec![("WG", wg as f64), ("RM", rm as f64), ("RN", rn as f64)]
             }
             GemmVariant::Tiled => vec![],
-            GemmVariant::Vec4 { wg, .. } => vec![("WG", wg as f64)],
+            GemmVariant::Vec4 { wg, .. } | GemmVariant::Nt4 { wg } => vec![("WG", wg as f64)],
         }
     }
 }
@@ -186,6 +191,7 @@ pub fn xnor_gemm(
             panic!("xnor_gemm: the tiled variant needs row-major b")
         }
         (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
+        (GemmVariant::Nt4 { .. }, _) => panic!("xnor_gemm has no nt4 variant"),
         (GemmVariant::Vec4 { .. }, BitLayout::RowMajor) => {
             panic!("xnor_gemm: the vec4 variant needs word-major b")
         }
@@ -406,10 +412,14 @@ pub fn f32_gemm(
             Tensor::empty(gpu, &[m, n], DType::F32)?
         }
     };
+    if let GemmVariant::Nt4 { .. } = variant {
+        return f32_gemm_nt4(gpu, a, ta, b, tb, epilogue, c, variant, [m, n, k]);
+    }
     let (kernel, (gx, gy)) = match variant {
         GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
         GemmVariant::Block { .. } => (&F32_BLOCK, variant.grid(m, n)),
         GemmVariant::Vec4 { rm, .. } => (vec4_kernel(&F32_VEC4, rm), variant.grid(m, n)),
+        GemmVariant::Nt4 { .. } => unreachable!(),
     };
     let groups = gx as u64 * gy as u64;
     let params = F32Params {
@@ -435,6 +445,121 @@ pub fn f32_gemm(
             b.binding(),
             epilogue.scale.map_or(unused(a), |s| s.binding()),
             epilogue.bias.map_or(unused(a), |s| s.binding()),
+            c.binding(),
+        ],
+        gpu.grid(groups),
+    );
+    Ok(c)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Nt4Params {
+    m: u32,
+    n: u32,
+    k4: u32,
+    has_scale: u32,
+    has_bias: u32,
+    accumulate: u32,
+    groups_x: u32,
+    groups: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RelayoutParams {
+    rows: u32,
+    cols: u32,
+    kp: u32,
+    s_r: u32,
+    s_k: u32,
+    _pad: [u32; 3],
+}
+
+const F32_NT4: Kernel = kernel!(
+    "gemm/f32_gemm_nt4.wgsl",
+    "f32_gemm_nt4",
+    [Read, Read, Read, Read, ReadWrite]
+);
+const RELAYOUT: Kernel = kernel!("gemm/relayout.wgsl", "relayout", [Read, ReadWrite]);
+
+/// `x` viewed through strides `(s_r, s_k)` as `[rows, cols]`, copied to a
+/// row-major `[rows, kp]` with zero columns past `cols`.
+pub fn relayout(
+    gpu: &Gpu,
+    x: &Tensor,
+    rows: usize,
+    cols: usize,
+    kp: usize,
+    s_r: usize,
+    s_k: usize,
+) -> Result<Tensor, GpuError> {
+    let out = Tensor::empty(gpu, &[rows, kp], DType::F32)?;
+    let params = RelayoutParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        kp: kp as u32,
+        s_r: s_r as u32,
+        s_k: s_k as u32,
+        _pad: [0; 3],
+    };
+    gpu.launch(
+        &RELAYOUT,
+        &[("WG", 64.0)],
+        &params,
+        &[x.binding(), out.binding()],
+        super::groups_for(gpu, rows * kp, 64),
+    );
+    Ok(out)
+}
+
+/// The [`GemmVariant::Nt4`] path of [`f32_gemm`]: relays out the operands
+/// that are not already K-contiguous with K a multiple of 4.
+#[allow(clippy::too_many_arguments)]
+fn f32_gemm_nt4(
+    gpu: &Gpu,
+    a: &Tensor,
+    ta: Trans,
+    b: &Tensor,
+    tb: Trans,
+    epilogue: Epilogue,
+    c: Tensor,
+    variant: GemmVariant,
+    [m, n, k]: [usize; 3],
+) -> Result<Tensor, GpuError> {
+    let kp = k.next_multiple_of(4);
+    // Row m of op(A) and column j of op(B), both K-contiguous.
+    let a_rows = match (ta, kp == k) {
+        (Trans::N, true) => a.clone(),
+        (Trans::N, false) => relayout(gpu, a, m, k, kp, k, 1)?,
+        (Trans::T, _) => relayout(gpu, a, m, k, kp, 1, m)?,
+    };
+    let b_rows = match (tb, kp == k) {
+        (Trans::T, true) => b.clone(),
+        (Trans::T, false) => relayout(gpu, b, n, k, kp, k, 1)?,
+        (Trans::N, _) => relayout(gpu, b, n, k, kp, 1, n)?,
+    };
+    let (gx, gy) = variant.grid(m, n);
+    let groups = gx as u64 * gy as u64;
+    let params = Nt4Params {
+        m: m as u32,
+        n: n as u32,
+        k4: (kp / 4) as u32,
+        has_scale: epilogue.scale.is_some() as u32,
+        has_bias: epilogue.bias.is_some() as u32,
+        accumulate: epilogue.accumulate as u32,
+        groups_x: gx,
+        groups: groups as u32,
+    };
+    gpu.launch(
+        &F32_NT4,
+        &variant.constants(),
+        &params,
+        &[
+            a_rows.binding(),
+            b_rows.binding(),
+            epilogue.scale.map_or(unused(a), |t| t.binding()),
+            epilogue.bias.map_or(unused(a), |t| t.binding()),
             c.binding(),
         ],
         gpu.grid(groups),
@@ -485,144 +610,4 @@ pub fn f32_gemm_cpu(
         }
     }
     c
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct SignParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    nw: u32,
-    a_sm: u32,
-    a_sk: u32,
-    has_scale: u32,
-    has_bias: u32,
-    accumulate: u32,
-    groups_x: u32,
-    groups: u32,
-    _pad: u32,
-}
-
-const SIGN_GEMM: [Kernel; 3] = [
-    kernel!(
-        "gemm/sign_gemm.wgsl",
-        "sign_gemm_r4",
-        [Read, Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        "gemm/sign_gemm.wgsl",
-        "sign_gemm_r8",
-        [Read, Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        "gemm/sign_gemm.wgsl",
-        "sign_gemm_r16",
-        [Read, Read, Read, Read, ReadWrite]
-    ),
-];
-
-/// Rows of the workgroup block of [`sign_gemm`] (4, 8 or 16).
-pub const SIGN_GEMM_ROWS: [u32; 3] = [4, 8, 16];
-
-/// Real x sign GEMM: `c[m, n] = scale[n] * sum_kk op(a)[m, kk] * s[kk, n] + bias[n]`
-/// with `s` in {-1, +1}, given as packed bits `s.rows = k` rows of `s.k = n`
-/// bits (packed along n, row-major). Every load is uniform across a workgroup.
-#[allow(clippy::too_many_arguments)]
-pub fn sign_gemm(
-    gpu: &Gpu,
-    a: &Tensor,
-    ta: Trans,
-    s: &PackedBits,
-    epilogue: Epilogue,
-    out: Option<&Tensor>,
-    rm: u32,
-) -> Result<Tensor, GpuError> {
-    assert_eq!(
-        s.layout,
-        BitLayout::RowMajor,
-        "sign_gemm: s must be row-major"
-    );
-    let (ar, ac) = (a.shape()[0], a.shape()[1]);
-    let (m, k, a_sm, a_sk) = match ta {
-        Trans::N => (ar, ac, ac, 1),
-        Trans::T => (ac, ar, 1, ac),
-    };
-    assert_eq!(
-        k,
-        s.rows,
-        "sign_gemm: a {:?} ({ta:?}) has k = {k}, s has {} rows",
-        a.shape(),
-        s.rows
-    );
-    let n = s.k;
-    let c = match out {
-        Some(o) => {
-            assert_eq!(
-                o.shape(),
-                [m, n],
-                "sign_gemm: out is {:?}, product is [{m}, {n}]",
-                o.shape()
-            );
-            o.clone()
-        }
-        None => {
-            assert!(
-                !epilogue.accumulate,
-                "sign_gemm: accumulate needs an out tensor"
-            );
-            Tensor::empty(gpu, &[m, n], DType::F32)?
-        }
-    };
-    let nw = n.div_ceil(32);
-    let gx = nw.div_ceil(4) as u32;
-    let gy = m.div_ceil(rm as usize) as u32;
-    let groups = gx as u64 * gy as u64;
-    let kernel = match rm {
-        4 => &SIGN_GEMM[0],
-        8 => &SIGN_GEMM[1],
-        16 => &SIGN_GEMM[2],
-        _ => panic!("sign_gemm: no kernel with {rm} rows (4, 8 or 16)"),
-    };
-    let params = SignParams {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        nw: nw as u32,
-        a_sm: a_sm as u32,
-        a_sk: a_sk as u32,
-        has_scale: epilogue.scale.is_some() as u32,
-        has_bias: epilogue.bias.is_some() as u32,
-        accumulate: epilogue.accumulate as u32,
-        groups_x: gx,
-        groups: groups as u32,
-        _pad: 0,
-    };
-    gpu.launch(
-        kernel,
-        &[],
-        &params,
-        &[
-            a.binding(),
-            s.words.binding(),
-            epilogue.scale.map_or(unused(a), |t| t.binding()),
-            epilogue.bias.map_or(unused(a), |t| t.binding()),
-            c.binding(),
-        ],
-        gpu.grid(groups),
-    );
-    Ok(c)
-}
-
-/// Unpacks row-major packed bits `[rows, kw]` to ±1 values `[rows, k]`.
-pub fn unpack_signs_cpu(words: &[u32], rows: usize, k: usize) -> Vec<f32> {
-    let kw = k.div_ceil(32);
-    let mut out = Vec::with_capacity(rows * k);
-    for r in 0..rows {
-        for i in 0..k {
-            let bit = (words[r * kw + i / 32] >> (i % 32)) & 1;
-            out.push(if bit == 1 { 1.0 } else { -1.0 });
-        }
-    }
-    out
 }

@@ -176,6 +176,8 @@ pub fn time_candidates(
 /// f32 candidates: fewer, since each f32 run is slow on CPU adapters.
 pub fn f32_candidates() -> Vec<GemmVariant> {
     vec![
+        GemmVariant::Nt4 { wg: 64 },
+        GemmVariant::Nt4 { wg: 32 },
         GemmVariant::Tiled,
         GemmVariant::Vec4 { wg: 64, rm: 4 },
         GemmVariant::Vec4 { wg: 64, rm: 8 },

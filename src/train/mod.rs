@@ -114,6 +114,34 @@ pub fn evaluate(
     })
 }
 
+/// One training step: forward, loss, backward, update. Returns the loss
+/// and the number of correct predictions as device tensors (not read back).
+pub fn train_step(
+    gpu: &Arc<Gpu>,
+    model: &dyn Model,
+    opt: &mut Optimizer,
+    x: Tensor,
+    labels: &Tensor,
+    lr: f64,
+) -> anyhow::Result<(Tensor, Tensor)> {
+    let mut tape = Tape::new(gpu.clone());
+    let mut ctx = Ctx::new(&mut tape, model.store(), true);
+    let xv = ctx.tape.leaf(x, false);
+    let logits = model.forward(&mut ctx, xv)?;
+    let leaves = ctx.leaves();
+    let loss = ops::softmax_cross_entropy(&mut tape, logits, labels)?;
+    let count = reduce::accuracy_count(gpu, tape.value(logits), labels)?;
+    let loss_value = tape.value(loss).clone();
+    let seed = ops::loss_seed(&tape)?;
+    let mut grads = tape.backward(loss, seed)?;
+    let updates: Vec<(ParamId, Tensor)> = leaves
+        .into_iter()
+        .filter_map(|(p, v)| grads.take(v).map(|g| (p, g)))
+        .collect();
+    opt.update(gpu, model.store(), &updates, lr)?;
+    Ok((loss_value, count))
+}
+
 /// Steps in flight before the host waits for the oldest one's loss: the
 /// device is never waited on inside a step, and the host cannot run ahead
 /// without bound.
@@ -202,25 +230,12 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
         while batches.next_into(&mut b) {
             lr = cfg.schedule.lr(cfg.lr, step as f64 / total_steps);
             let (x, labels) = upload(&gpu, &b, &model.input_shape())?;
-            let mut tape = Tape::new(gpu.clone());
-            let mut ctx = Ctx::new(&mut tape, model.store(), true);
-            let xv = ctx.tape.leaf(x, false);
-            let logits = model.forward(&mut ctx, xv)?;
-            let leaves = ctx.leaves();
-            let loss = ops::softmax_cross_entropy(&mut tape, logits, &labels)?;
-            let count = reduce::accuracy_count(&gpu, tape.value(logits), &labels)?;
+            let (loss, count) = train_step(&gpu, model.as_ref(), &mut opt, x, &labels, lr)?;
             pending.push_back((
-                gpu.read_async(tape.value(loss).buffer(), 4),
+                gpu.read_async(loss.buffer(), 4),
                 gpu.read_async(count.buffer(), 4),
                 b.size,
             ));
-            let seed = ops::loss_seed(&tape)?;
-            let mut grads = tape.backward(loss, seed)?;
-            let updates: Vec<(ParamId, Tensor)> = leaves
-                .into_iter()
-                .filter_map(|(p, v)| grads.take(v).map(|g| (p, g)))
-                .collect();
-            opt.update(&gpu, model.store(), &updates, lr)?;
             gpu.flush();
             step += 1;
             if pending.len() > IN_FLIGHT {
