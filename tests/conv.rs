@@ -298,3 +298,50 @@ fn conv_kernels_across_several_dispatch_rows() {
         1e-5,
     );
 }
+
+#[test]
+fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
+    use bitprop::ops::conv_gemm::{
+        conv2d_backward_data_gemm, conv2d_backward_weights_gemm, conv2d_gemm, set_chunk_bytes,
+    };
+    let gpu = gpu();
+    let mut rng = Rng::new(16);
+    for chunk_bytes in [48 << 20, 1] {
+        // A budget of one byte forces one image per chunk.
+        set_chunk_bytes(chunk_bytes);
+        for g in geoms() {
+            let x = rng.vec(numel(g.input_shape()));
+            let w = rng.vec(numel(g.weight_shape()));
+            let gy = rng.vec(numel(g.output_shape()));
+            let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+            let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+            let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+            let y = conv2d_gemm(&gpu, &xt, &wt, g).unwrap();
+            let dx = conv2d_backward_data_gemm(&gpu, &gt, &wt, g).unwrap();
+            let dw = conv2d_backward_weights_gemm(&gpu, &xt, &gt, g).unwrap();
+            let what = format!("{g:?} chunk budget {chunk_bytes}");
+            assert_close(
+                &format!("conv2d_gemm {what}"),
+                &y.to_f32(&gpu).unwrap(),
+                &conv2d_cpu(&x, &w, g, None),
+                atol(g.c * g.taps()),
+                1e-5,
+            );
+            assert_close(
+                &format!("conv2d_backward_data_gemm {what}"),
+                &dx.to_f32(&gpu).unwrap(),
+                &conv2d_backward_data_cpu(&gy, &w, g),
+                atol(g.o * g.taps()),
+                1e-5,
+            );
+            assert_close(
+                &format!("conv2d_backward_weights_gemm {what}"),
+                &dw.to_f32(&gpu).unwrap(),
+                &conv2d_backward_weights_cpu(&x, &gy, g),
+                atol(g.n * g.out_h() * g.out_w()),
+                1e-5,
+            );
+        }
+    }
+    set_chunk_bytes(48 << 20);
+}

@@ -4,7 +4,10 @@
 // b:     vec4<f32> [n, kp / 4]: column n of op(B), zero-padded likewise
 // scale: f32 [n], read when has_scale != 0
 // bias:  f32 [n], read when has_bias != 0
-// c:     f32 [m, n]; c = (a . b) * scale[n] + bias[n] (+ c if accumulate).
+// c:     f32; c = (a . b) * scale[n] + bias[n] (+ c if accumulate), element
+//        (m, n) at c_offset + (n / plane) * m_total * plane + m * plane + n % plane:
+//        plane = n gives row-major [m, n]; plane = H*W with n = image * H*W + pixel
+//        gives NCHW, so a convolution's GEMM writes its output in place.
 //
 // One vec4 load brings four k steps, so a CPU adapter (where each load is
 // the expensive part) does four times the multiply-adds per load of the
@@ -20,6 +23,10 @@ struct Params {
     accumulate: u32,
     groups_x: u32,
     groups: u32,
+    plane: u32,
+    c_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,7 +52,7 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
             if (p.has_bias != 0u) {
                 v += bias[n];
             }
-            let i = m * p.n + n;
+            let i = p.c_offset + (n / p.plane) * p.m * p.plane + m * p.plane + n % p.plane;
             if (p.accumulate != 0u) {
                 v += c[i];
             }

@@ -5,7 +5,7 @@ use crate::gpu::GpuError;
 use crate::ops::gemm::{Epilogue, GemmVariant, Trans, f32_gemm, xnor_gemm};
 use crate::ops::pack::{BitLayout, pack_signs};
 use crate::ops::tune::{GemmFamily, gemm_variant};
-use crate::ops::{act, channel, conv, loss, norm, pool, reduce};
+use crate::ops::{act, channel, conv, conv_gemm, loss, norm, pool, reduce};
 use crate::tensor::Tensor;
 
 /// (channels, inner) of a `[N, C]` or `[N, C, H, W]` tensor.
@@ -202,19 +202,26 @@ pub fn conv2d(
             let wp = pack_signs(&gpu, &wt, geom.o, geom.c, taps, BitLayout::RowMajor)?;
             conv::binary_conv2d(&gpu, &xp, &wp, geom, Some(&alpha), conv::PadMode::Zero)?
         } else {
-            conv::conv2d(&gpu, &xt, &w_b, geom, None)?
+            conv_gemm::conv2d_gemm(&gpu, &xt, &w_b, geom)?
         };
         (y, w_b, Some(alpha))
     } else {
-        (conv::conv2d(&gpu, &xt, &wt, geom, None)?, wt.clone(), None)
+        (
+            conv_gemm::conv2d_gemm(&gpu, &xt, &wt, geom)?,
+            wt.clone(),
+            None,
+        )
     };
     let needs_dx = tape.needs_grad(x);
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
-            grads.push((x, conv::conv2d_backward_data(gpu, dy, &w_eff, geom)?));
+            grads.push((
+                x,
+                conv_gemm::conv2d_backward_data_gemm(gpu, dy, &w_eff, geom)?,
+            ));
         }
-        let dw = conv::conv2d_backward_weights(gpu, &xt, dy, geom)?;
+        let dw = conv_gemm::conv2d_backward_weights_gemm(gpu, &xt, dy, geom)?;
         let dw = if alpha.is_some() {
             act::ste_sign_backward(gpu, &wt, &dw)?
         } else {

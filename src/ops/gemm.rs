@@ -463,6 +463,9 @@ struct Nt4Params {
     accumulate: u32,
     groups_x: u32,
     groups: u32,
+    plane: u32,
+    c_offset: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -550,6 +553,9 @@ fn f32_gemm_nt4(
         accumulate: epilogue.accumulate as u32,
         groups_x: gx,
         groups: groups as u32,
+        plane: n as u32,
+        c_offset: 0,
+        _pad: [0; 2],
     };
     gpu.launch(
         &F32_NT4,
@@ -565,6 +571,64 @@ fn f32_gemm_nt4(
         gpu.grid(groups),
     );
     Ok(c)
+}
+
+/// Where [`nt4_gemm`] writes element (m, n) of its product:
+/// `offset + (n / plane) * m_total * plane + m * plane + n % plane`.
+#[derive(Clone, Copy, Debug)]
+pub struct OutLayout {
+    pub plane: usize,
+    pub offset: usize,
+}
+
+/// `c = a b^T` on operands already K-contiguous and padded: `a` is
+/// `[m, kp]`, `b` is `[n, kp]` (kp a multiple of 4), written into `c` at
+/// `layout` (see [`OutLayout`]). The building block of the GEMM-based convolutions.
+#[allow(clippy::too_many_arguments)]
+pub fn nt4_gemm(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    [m, n, kp]: [usize; 3],
+    epilogue: Epilogue,
+    c: &Tensor,
+    layout: OutLayout,
+    wg: u32,
+) {
+    assert_eq!(kp % 4, 0, "nt4_gemm: kp = {kp} is not a multiple of 4");
+    assert!(
+        a.numel() >= m * kp && b.numel() >= n * kp,
+        "nt4_gemm: operands {a:?} {b:?} smaller than [{m}, {kp}] and [{n}, {kp}]"
+    );
+    let variant = GemmVariant::Nt4 { wg };
+    let (gx, gy) = variant.grid(m, n);
+    let groups = gx as u64 * gy as u64;
+    let params = Nt4Params {
+        m: m as u32,
+        n: n as u32,
+        k4: (kp / 4) as u32,
+        has_scale: epilogue.scale.is_some() as u32,
+        has_bias: epilogue.bias.is_some() as u32,
+        accumulate: epilogue.accumulate as u32,
+        groups_x: gx,
+        groups: groups as u32,
+        plane: layout.plane as u32,
+        c_offset: layout.offset as u32,
+        _pad: [0; 2],
+    };
+    gpu.launch(
+        &F32_NT4,
+        &variant.constants(),
+        &params,
+        &[
+            a.binding(),
+            b.binding(),
+            epilogue.scale.map_or(unused(a), |t| t.binding()),
+            epilogue.bias.map_or(unused(a), |t| t.binding()),
+            c.binding(),
+        ],
+        gpu.grid(groups),
+    );
 }
 
 /// CPU reference of [`f32_gemm`] (f64 accumulation).

@@ -1,0 +1,225 @@
+//! Convolutions as GEMMs: im2col layouts plus the vec4 GEMM
+//! ([`nt4_gemm`]), in chunks of images so no operand passes the storage
+//! binding limit. On CPU adapters these run several times faster than the
+//! direct kernels in [`super::conv`], which remain the references on the
+//! device and the choice where they win.
+
+use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::kernel;
+use crate::tensor::{DType, Tensor};
+
+use super::conv::Conv2dGeom;
+use super::gemm::{Epilogue, OutLayout, nt4_gemm, relayout};
+use super::groups_for;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct LayoutParams {
+    images: u32,
+    n0: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    k: u32,
+    kp: u32,
+    pp: u32,
+    o: u32,
+    op: u32,
+}
+
+const IM2COL_ROWS: Kernel = kernel!("conv/im2col.wgsl", "im2col_rows", [Read, ReadWrite]);
+const IM2COL_COLS: Kernel = kernel!("conv/im2col.wgsl", "im2col_cols", [Read, ReadWrite]);
+const COL2IM: Kernel = kernel!("conv/im2col.wgsl", "col2im", [Read, ReadWrite]);
+const CHANNEL_ROWS: Kernel = kernel!("conv/im2col.wgsl", "channel_rows", [Read, ReadWrite]);
+const PIXEL_ROWS: Kernel = kernel!("conv/im2col.wgsl", "pixel_rows", [Read, ReadWrite]);
+
+/// Bytes one chunk's largest temporary may take (changeable so tests can
+/// exercise several chunks on small sizes).
+static CHUNK_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(48 << 20);
+
+/// Sets the per-chunk temporary budget (default 48 MiB).
+pub fn set_chunk_bytes(bytes: usize) {
+    CHUNK_BYTES.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Lanes of the GEMM workgroups.
+const WG: u32 = 64;
+
+fn params(g: &Conv2dGeom, n0: usize, images: usize) -> LayoutParams {
+    let k = g.c * g.kh * g.kw;
+    let pixels = images * g.out_h() * g.out_w();
+    LayoutParams {
+        images: images as u32,
+        n0: n0 as u32,
+        c: g.c as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        oh: g.out_h() as u32,
+        ow: g.out_w() as u32,
+        kh: g.kh as u32,
+        kw: g.kw as u32,
+        stride: g.stride as u32,
+        pad: g.pad as u32,
+        k: k as u32,
+        kp: k.next_multiple_of(4) as u32,
+        pp: pixels.next_multiple_of(4) as u32,
+        o: g.o as u32,
+        op: g.o.next_multiple_of(4) as u32,
+    }
+}
+
+/// Image chunks `(n0, images)` whose im2col fits in [`CHUNK_BYTES`].
+fn chunks(gpu: &Gpu, g: &Conv2dGeom) -> Vec<(usize, usize)> {
+    let per_image = g.out_h()
+        * g.out_w()
+        * (g.c * g.kh * g.kw)
+            .next_multiple_of(4)
+            .max(g.o.next_multiple_of(4))
+        * 4;
+    let budget = CHUNK_BYTES
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .min(gpu.max_binding_bytes() as usize);
+    let step = (budget / per_image.max(1)).clamp(1, g.n);
+    (0..g.n)
+        .step_by(step)
+        .map(|n0| (n0, step.min(g.n - n0)))
+        .collect()
+}
+
+fn layout(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    x: &Tensor,
+    p: &LayoutParams,
+    out_shape: &[usize],
+    invocations: usize,
+) -> Result<Tensor, GpuError> {
+    let out = Tensor::empty(gpu, out_shape, DType::F32)?;
+    gpu.launch(
+        kernel,
+        &[("WG", 64.0)],
+        p,
+        &[x.binding(), out.binding()],
+        groups_for(gpu, invocations, 64),
+    );
+    Ok(out)
+}
+
+/// [`super::conv::conv2d`] (zero padding, no bias) as `W [O, K] x im2col^T`,
+/// written straight into NCHW.
+pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<Tensor, GpuError> {
+    g.check();
+    let k = g.c * g.kh * g.kw;
+    let kp = k.next_multiple_of(4);
+    let plane = g.out_h() * g.out_w();
+    let w_rows = relayout(gpu, w, g.o, k, kp, k, 1)?;
+    let y = Tensor::empty(gpu, &g.output_shape(), DType::F32)?;
+    for (n0, images) in chunks(gpu, &g) {
+        let p = params(&g, n0, images);
+        let pixels = images * plane;
+        let col = layout(gpu, &IM2COL_ROWS, x, &p, &[pixels, kp], pixels * kp)?;
+        let out = OutLayout {
+            plane,
+            offset: n0 * g.o * plane,
+        };
+        nt4_gemm(
+            gpu,
+            &w_rows,
+            &col,
+            [g.o, pixels, kp],
+            Epilogue::default(),
+            &y,
+            out,
+            WG,
+        );
+    }
+    Ok(y)
+}
+
+/// [`super::conv::conv2d_backward_weights`] as `g [O, P] x im2col [P, K]`,
+/// accumulated over image chunks.
+pub fn conv2d_backward_weights_gemm(
+    gpu: &Gpu,
+    x: &Tensor,
+    grad: &Tensor,
+    g: Conv2dGeom,
+) -> Result<Tensor, GpuError> {
+    g.check();
+    let k = g.c * g.kh * g.kw;
+    let dw = Tensor::empty(gpu, &g.weight_shape(), DType::F32)?;
+    for (i, (n0, images)) in chunks(gpu, &g).into_iter().enumerate() {
+        let p = params(&g, n0, images);
+        let pp = p.pp as usize;
+        let g_rows = layout(gpu, &CHANNEL_ROWS, grad, &p, &[g.o, pp], g.o * pp)?;
+        let col_t = layout(gpu, &IM2COL_COLS, x, &p, &[k, pp], k * pp)?;
+        let ep = Epilogue {
+            accumulate: i > 0,
+            ..Default::default()
+        };
+        nt4_gemm(
+            gpu,
+            &g_rows,
+            &col_t,
+            [g.o, k, pp],
+            ep,
+            &dw,
+            OutLayout {
+                plane: k,
+                offset: 0,
+            },
+            WG,
+        );
+    }
+    Ok(dw)
+}
+
+/// [`super::conv::conv2d_backward_data`] as `g [P, O] x W [O, K]` followed
+/// by a col2im gather.
+pub fn conv2d_backward_data_gemm(
+    gpu: &Gpu,
+    grad: &Tensor,
+    w: &Tensor,
+    g: Conv2dGeom,
+) -> Result<Tensor, GpuError> {
+    g.check();
+    let k = g.c * g.kh * g.kw;
+    let op = g.o.next_multiple_of(4);
+    let plane = g.out_h() * g.out_w();
+    // W^T: row k holds W[:, k] over the output channels.
+    let w_t = relayout(gpu, w, k, g.o, op, 1, k)?;
+    let dx = Tensor::empty(gpu, &g.input_shape(), DType::F32)?;
+    for (n0, images) in chunks(gpu, &g) {
+        let p = params(&g, n0, images);
+        let pixels = images * plane;
+        let g_pixels = layout(gpu, &PIXEL_ROWS, grad, &p, &[pixels, op], pixels * op)?;
+        let colgrad = Tensor::empty(gpu, &[pixels, k], DType::F32)?;
+        nt4_gemm(
+            gpu,
+            &g_pixels,
+            &w_t,
+            [pixels, k, op],
+            Epilogue::default(),
+            &colgrad,
+            OutLayout {
+                plane: k,
+                offset: 0,
+            },
+            WG,
+        );
+        let per_image = g.c * g.h * g.w;
+        gpu.launch(
+            &COL2IM,
+            &[("WG", 64.0)],
+            &p,
+            &[colgrad.binding(), dx.binding()],
+            groups_for(gpu, images * per_image, 64),
+        );
+    }
+    Ok(dx)
+}
