@@ -62,7 +62,7 @@ pub struct Evaluation {
 }
 
 /// Uploads one batch: images `[b, ...shape]` scaled to [-1, 1], labels u32.
-fn upload(
+pub fn upload(
     gpu: &Gpu,
     batch: &data::Batch,
     input_shape: &[usize],
