@@ -22,8 +22,23 @@ struct Node {
     backward: Backward,
 }
 
+/// Multiply-adds of the GEMM-like ops a forward pass recorded, split by
+/// what kind of arithmetic they run on (used for the f32-vs-binary bound).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct MacCount {
+    /// Forward multiply-adds done with XNOR-popcount.
+    pub forward_binary: u64,
+    /// Forward multiply-adds done in f32.
+    pub forward_float: u64,
+    /// Backward multiply-adds (all f32): weight gradients, and input
+    /// gradients where the input needs one.
+    pub backward_float: u64,
+}
+
 /// Records a forward pass and replays it backwards.
 pub struct Tape {
+    /// Multiply-adds of the recorded GEMMs and convolutions.
+    pub macs: MacCount,
     gpu: Arc<Gpu>,
     values: Vec<Tensor>,
     needs_grad: Vec<bool>,
@@ -41,7 +56,24 @@ impl Tape {
             needs_grad: Vec::new(),
             signs: Vec::new(),
             nodes: Vec::new(),
+            macs: MacCount::default(),
         }
+    }
+
+    /// Counts a GEMM-like op of `macs` multiply-adds.
+    pub(crate) fn count_macs(
+        &mut self,
+        macs: u64,
+        binary_forward: bool,
+        input_grad: bool,
+        weight_grad: bool,
+    ) {
+        if binary_forward {
+            self.macs.forward_binary += macs;
+        } else {
+            self.macs.forward_float += macs;
+        }
+        self.macs.backward_float += macs * (input_grad as u64 + weight_grad as u64);
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {

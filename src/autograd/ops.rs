@@ -74,6 +74,8 @@ pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
         )?
     };
     let needs_dx = tape.needs_grad(x);
+    let (binary_fwd, needs_dw) = (tape.is_signs(x), tape.needs_grad(w));
+    tape.count_macs((batch * inp * out) as u64, binary_fwd, needs_dx, needs_dw);
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
@@ -119,6 +121,14 @@ pub fn linear(tape: &mut Tape, x: Var, w: Var, bias: Option<Var>) -> Result<Var,
     };
     let y = f32_gemm(&gpu, &xt, Trans::N, &wt, Trans::T, ep, None, v)?;
     let needs_dx = tape.needs_grad(x);
+    let (rows, cols) = (xt.shape()[0], wt.shape()[0]);
+    let needs_dw = tape.needs_grad(w);
+    tape.count_macs(
+        (rows * xt.shape()[1] * cols) as u64,
+        false,
+        needs_dx,
+        needs_dw,
+    );
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     Ok(tape.record(y, &inputs, false, move |gpu, dy| {
@@ -213,6 +223,9 @@ pub fn conv2d(
         )
     };
     let needs_dx = tape.needs_grad(x);
+    let macs = geom.n * geom.out_h() * geom.out_w() * geom.o * geom.c * taps;
+    let needs_dw = tape.needs_grad(w);
+    tape.count_macs(macs as u64, binary_weights && x_signs, needs_dx, needs_dw);
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {

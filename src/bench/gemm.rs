@@ -84,6 +84,13 @@ fn peak(gpu: &Gpu, kernel: &Kernel, iters: u32, reps: usize) -> Result<f64, GpuE
     })
 }
 
+/// The device's f32 FMA peak in flops/s (2 flops per FMA), from the register-only microkernel.
+pub fn fma_peak_flops(gpu: &Gpu, reps: usize) -> Result<f64, GpuError> {
+    let iters = 4096u32;
+    let ms = peak(gpu, &FMA_PEAK, iters, reps)?;
+    Ok((PEAK_GROUPS * PEAK_WG) as f64 * iters as f64 * 16.0 * 2.0 / (ms / 1e3))
+}
+
 /// Runs the whole comparison. `reps` timed runs after a warm-up; the
 /// variants are tuned at this shape (every candidate timed), so the f32 GEMM
 /// gets the same tuning effort as the XNOR GEMM.

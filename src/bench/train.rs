@@ -159,3 +159,113 @@ impl TrainBench {
         s
     }
 }
+
+/// What `bitprop bench train --compare-f32 --json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareF32 {
+    pub adapter: String,
+    pub model: String,
+    pub f32_model: String,
+    pub batch: usize,
+    pub step_ms: f64,
+    pub f32_step_ms: f64,
+    /// f32 step time / binary step time.
+    pub f32_vs_binary: f64,
+    /// The best ratio possible if binary multiply-adds cost nothing:
+    /// all multiply-adds / float multiply-adds of the binary step.
+    pub f32_vs_binary_bound: f64,
+    /// (t_f32 - t_binary) / (t_f32 - t_f32 / bound).
+    pub savings_realized: f64,
+    /// The binary step's f32 GEMMs: achieved flops/s as % of the FMA peak.
+    pub gemm_pct_of_fma_peak: f64,
+    pub fma_peak_flops_per_s: f64,
+    pub samples_per_s: f64,
+    pub f32_samples_per_s: f64,
+    pub macs_per_step: crate::autograd::MacCount,
+    pub binary: TrainBench,
+    pub f32: TrainBench,
+}
+
+/// Multiply-adds of one training step of `model` at `batch`, from a recorded forward.
+pub fn step_macs(
+    gpu: &Arc<Gpu>,
+    model: &dyn Model,
+    batch: usize,
+) -> anyhow::Result<crate::autograd::MacCount> {
+    let (x, _) = step_inputs(gpu, model, batch)?;
+    let mut tape = crate::autograd::Tape::new(gpu.clone());
+    let mut ctx = crate::nn::Ctx::new(&mut tape, model.store(), true);
+    let xv = ctx.tape.leaf(x, false);
+    model.forward(&mut ctx, xv)?;
+    gpu.flush_and_wait();
+    Ok(tape.macs)
+}
+
+/// The binary model and its `-f32` twin side by side in one run.
+pub fn compare_f32(
+    gpu: &Arc<Gpu>,
+    model_name: &str,
+    batch: usize,
+    steps: usize,
+    profile_steps: usize,
+) -> anyhow::Result<CompareF32> {
+    anyhow::ensure!(
+        !model_name.ends_with("-f32"),
+        "--compare-f32 takes the binary model's name, not {model_name}"
+    );
+    let f32_name = format!("{model_name}-f32");
+    let binary = run(gpu, model_name, batch, steps, profile_steps)?;
+    let real = run(gpu, &f32_name, batch, steps, profile_steps)?;
+    let macs = step_macs(gpu, build_model(gpu, model_name, 0)?.as_ref(), batch)?;
+    let all = (macs.forward_binary + macs.forward_float + macs.backward_float) as f64;
+    let float = (macs.forward_float + macs.backward_float) as f64;
+    let bound = all / float;
+    let (t_bin, t_f32) = (binary.step_ms, real.step_ms);
+    let fma_peak = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
+    let gemm_ms: f64 = binary
+        .kernels
+        .iter()
+        .filter(|k| k.entry.starts_with("f32_gemm"))
+        .map(|k| k.ms_per_step)
+        .sum();
+    let gemm_rate = 2.0 * float / (gemm_ms / 1e3);
+    Ok(CompareF32 {
+        adapter: gpu.description(),
+        model: model_name.to_string(),
+        f32_model: f32_name,
+        batch,
+        step_ms: t_bin,
+        f32_step_ms: t_f32,
+        f32_vs_binary: t_f32 / t_bin,
+        f32_vs_binary_bound: bound,
+        savings_realized: (t_f32 - t_bin) / (t_f32 - t_f32 / bound),
+        gemm_pct_of_fma_peak: 100.0 * gemm_rate / fma_peak,
+        fma_peak_flops_per_s: fma_peak,
+        samples_per_s: binary.samples_per_s,
+        f32_samples_per_s: real.samples_per_s,
+        macs_per_step: macs,
+        binary,
+        f32: real,
+    })
+}
+
+impl CompareF32 {
+    pub fn report(&self) -> String {
+        let mut s = self.binary.report();
+        s += &self.f32.report();
+        s += &format!(
+            "{} vs {} at batch {}: f32 step {:.1} ms / binary step {:.1} ms = {:.3}x (bound {:.3}x from multiply-adds); savings realized {:.2}; f32 GEMMs at {:.1}% of the FMA peak ({:.1} GFLOP/s)\n",
+            self.f32_model,
+            self.model,
+            self.batch,
+            self.f32_step_ms,
+            self.step_ms,
+            self.f32_vs_binary,
+            self.f32_vs_binary_bound,
+            self.savings_realized,
+            self.gemm_pct_of_fma_peak,
+            self.fma_peak_flops_per_s / 1e9
+        );
+        s
+    }
+}

@@ -25,6 +25,10 @@ pub struct TrainArgs {
     /// Steps profiled per kernel after the timed ones.
     #[arg(long, default_value_t = 2)]
     profile_steps: usize,
+    /// Also run the model's real-valued twin (`-f32`) and report the step-time
+    /// ratio against the bound its multiply-adds allow.
+    #[arg(long)]
+    compare_f32: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -71,6 +75,20 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                 "--batch and --steps must be positive"
             );
             let gpu = Gpu::new(&cli.device_options()?)?;
+            if args.compare_f32 {
+                let result = crate::bench::train::compare_f32(
+                    &gpu,
+                    &args.model,
+                    args.batch,
+                    args.steps,
+                    args.profile_steps,
+                )?;
+                eprint!("{}", result.report());
+                if args.json {
+                    print_json(&result)?;
+                }
+                return Ok(());
+            }
             let result = crate::bench::train::run(
                 &gpu,
                 &args.model,
