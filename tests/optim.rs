@@ -391,3 +391,17 @@ fn optimizers_across_several_dispatch_rows() {
         "several rows: NaN in the last element not flagged"
     );
 }
+
+#[test]
+fn tagged_checks_tell_which_tensor_was_bad() {
+    use bitprop::ops::optim::check_finite_tagged;
+    let gpu = gpu();
+    let good = Tensor::from_f32(&gpu, &[70], &vec![0.5; 70]).unwrap();
+    let mut bad_values = vec![1.0f32; 130];
+    bad_values[129] = f32::INFINITY;
+    let bad = Tensor::from_f32(&gpu, &[130], &bad_values).unwrap();
+    let flag = Tensor::zeros(&gpu, &[1], DType::U32).unwrap();
+    check_finite_tagged(&gpu, &good, &flag, 1 << 1);
+    check_finite_tagged(&gpu, &bad, &flag, 1 << 5);
+    assert_eq!(flag.to_u32(&gpu).unwrap(), vec![1 << 5]);
+}

@@ -99,8 +99,14 @@ fn bn_stats_train(
     }
     mean[ch] = m;
     second[ch] = 1.0 / sqrt(v + p.eps);
-    running_mean[ch] = p.momentum * m + (1.0 - p.momentum) * running_mean[ch];
-    running_var[ch] = p.momentum * unbiased + (1.0 - p.momentum) * running_var[ch];
+    // A batch with a NaN or an infinity must not poison the running
+    // statistics (its update is vetoed later; these are updated here).
+    let bits = bitcast<vec2<u32>>(vec2<f32>(m, unbiased));
+    let exponent = vec2<u32>(0x7f800000u);
+    if (all((bits & exponent) != exponent)) {
+        running_mean[ch] = p.momentum * m + (1.0 - p.momentum) * running_mean[ch];
+        running_var[ch] = p.momentum * unbiased + (1.0 - p.momentum) * running_var[ch];
+    }
 }
 
 @compute @workgroup_size(WG)

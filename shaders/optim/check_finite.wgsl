@@ -1,9 +1,10 @@
 // Sets a flag when a tensor holds a NaN or an infinity.
 //
 // x:    f32 [n] (read), declared as its raw u32 bits.
-// flag: u32 [1], read-modify-written: bit 0 is ORed in when some element of
-//       x has an all-ones exponent (NaN or +-inf); never cleared here, so
-//       several tensors can be checked into one flag.
+// flag: u32 [1], read-modify-written: the bits of `tag` are ORed in when
+//       some element of x has an all-ones exponent (NaN or +-inf); never
+//       cleared here, so several tensors can be checked into one flag, each
+//       with its own bit to tell afterwards which one was bad.
 //
 // WGSL has no isNan (and compilers may fold x != x away), so the test is on
 // the bits, loaded as integers so no float path can canonicalise a NaN.
@@ -11,7 +12,7 @@
 
 struct Params {
     n: u32,
-    _pad0: u32,
+    tag: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -35,6 +36,6 @@ fn check_finite(
         return;
     }
     if ((x[idx] & EXPONENT) == EXPONENT) {
-        atomicOr(&flag[0], 1u);
+        atomicOr(&flag[0], p.tag);
     }
 }

@@ -62,6 +62,17 @@ pub struct TrainArgs {
     /// Batch size for evaluation passes [default: 1000].
     #[arg(long)]
     eval_batch: Option<usize>,
+    /// What a non-finite loss or gradient does: stop (naming epoch, step and
+    /// tensor; the update is skipped and the last checkpoints stay) or skip-batch [default: stop].
+    #[arg(long)]
+    on_nan: Option<crate::train::OnNan>,
+    /// Also write resume state every STEPS steps within an epoch [default: 0, epoch ends only].
+    #[arg(long, value_name = "STEPS")]
+    checkpoint_every: Option<usize>,
+    /// Continue the killed run in DIR from DIR/resume.safetensors, with DIR/config.toml
+    /// (other flags are ignored).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
@@ -91,7 +102,9 @@ impl TrainArgs {
             out,
             data,
             limit_train,
-            eval_batch
+            eval_batch,
+            on_nan,
+            checkpoint_every
         );
         if self.nesterov {
             c.nesterov = true;
@@ -105,13 +118,18 @@ impl TrainArgs {
 }
 
 pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
-    let cfg = args.resolve()?;
+    let cfg = match &args.resume {
+        Some(dir) => {
+            let mut c = TrainConfig::from_toml_file(&dir.join("config.toml"))?;
+            c.out = dir.clone();
+            c.validate()?;
+            c
+        }
+        None => args.resolve()?,
+    };
     let gpu = Gpu::new(&cli.device_options()?)?;
-    let summary = crate::train::train(
-        gpu,
-        &cfg,
-        !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    )?;
+    let show_progress = !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = crate::train::train_with(gpu, &cfg, show_progress, args.resume.is_some())?;
     eprintln!(
         "done: final test acc {:.4}, best {} test acc {:.4} (epoch {}), {:.0} s; run in {}",
         summary.final_test_acc,

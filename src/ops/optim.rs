@@ -164,7 +164,8 @@ impl SgdParams {
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct CheckParams {
     n: u32,
-    _pad: [u32; 3],
+    tag: u32,
+    _pad: [u32; 2],
 }
 
 const ADAM: Kernel = kernel!(
@@ -334,6 +335,13 @@ pub fn finite_flag(gpu: &Gpu) -> Result<Tensor, GpuError> {
 /// `flag[0] |= 1` if any element of `x` is NaN or +-inf (exponent bits all
 /// ones); never clears it, so several tensors can be checked into one flag.
 pub fn check_finite(gpu: &Gpu, x: &Tensor, flag: &Tensor) {
+    check_finite_tagged(gpu, x, flag, 1);
+}
+
+/// [`check_finite`] that ORs `tag` (non-zero) into the flag, so one flag can
+/// tell which of up to 32 checked tensors held a NaN or an infinity.
+pub fn check_finite_tagged(gpu: &Gpu, x: &Tensor, flag: &Tensor, tag: u32) {
+    assert_ne!(tag, 0, "check_finite_tagged: tag must be non-zero");
     assert_eq!(x.dtype(), DType::F32, "check_finite: x must be f32");
     assert_eq!(flag.numel(), 1, "check_finite: flag must be a u32 [1]");
     assert!(
@@ -348,7 +356,8 @@ pub fn check_finite(gpu: &Gpu, x: &Tensor, flag: &Tensor) {
         &[("WG", 64.0)],
         &CheckParams {
             n: x.numel() as u32,
-            _pad: [0; 3],
+            tag,
+            _pad: [0; 2],
         },
         &[x.binding(), flag.binding()],
         groups_for(gpu, x.numel(), 64),

@@ -126,6 +126,8 @@ pub struct Optimizer {
     /// Set by a non-finite check on the device; every update reads it and
     /// skips when it is non-zero.
     pub skip: Tensor,
+    /// The parameters whose gradients were checked into `skip`, bit i + 1 each.
+    pub checked: Vec<ParamId>,
 }
 
 impl Optimizer {
@@ -135,6 +137,7 @@ impl Optimizer {
             step: 0,
             state: HashMap::new(),
             skip: Tensor::zeros(gpu, &[1], DType::U32)?,
+            checked: Vec::new(),
         })
     }
 

@@ -29,6 +29,33 @@ pub struct TrainConfig {
     pub val: Option<usize>,
     /// Batch size of evaluation passes.
     pub eval_batch: usize,
+    /// What a non-finite loss or gradient does: stop the run, or skip the batch.
+    pub on_nan: OnNan,
+    /// Also write resume state every this many steps within an epoch (0: at epoch ends only).
+    pub checkpoint_every: usize,
+}
+
+/// What a non-finite loss or gradient does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnNan {
+    /// Stop with a message naming the epoch, step and tensor (the update is skipped).
+    Stop,
+    /// Skip that batch's update and go on.
+    SkipBatch,
+}
+
+impl std::str::FromStr for OnNan {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "stop" => Ok(OnNan::Stop),
+            "skip-batch" => Ok(OnNan::SkipBatch),
+            _ => Err(format!(
+                "unknown --on-nan '{s}': expected stop or skip-batch"
+            )),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -50,6 +77,8 @@ impl Default for TrainConfig {
             limit_train: 0,
             val: None,
             eval_batch: 1000,
+            on_nan: OnNan::Stop,
+            checkpoint_every: 0,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod files;
+mod resume;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,14 +15,15 @@ use crate::autograd::{Tape, ops};
 use crate::data::{self, Batches, Dataset};
 use crate::gpu::{Gpu, Readback};
 use crate::nn::{Ctx, Model, ParamId, build_model};
+use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::Tensor;
 
-pub use config::TrainConfig;
+pub use config::{OnNan, TrainConfig};
 
 /// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub lr: f64,
@@ -37,6 +39,8 @@ pub struct EpochMetrics {
     pub gpu_bytes: u64,
     /// Bytes allocated from the device by the pool, free lists included.
     pub gpu_bytes_allocated: u64,
+    /// Batches whose update was skipped for non-finite values (`--on-nan skip-batch`).
+    pub skipped_batches: u64,
 }
 
 /// `summary.json`.
@@ -134,10 +138,21 @@ pub fn train_step(
     let loss_value = tape.value(loss).clone();
     let seed = ops::loss_seed(&tape)?;
     let mut grads = tape.backward(loss, seed)?;
+    let mut leaves = leaves;
+    leaves.sort_by_key(|(p, _)| p.0);
     let updates: Vec<(ParamId, Tensor)> = leaves
         .into_iter()
         .filter_map(|(p, v)| grads.take(v).map(|g| (p, g)))
         .collect();
+    // Non-finite loss or gradients veto this step's updates on the device
+    // (bit 0: the loss, bit i + 1: the i-th gradient), without a host round trip.
+    let flag = Tensor::zeros(gpu, &[1], crate::tensor::DType::U32)?;
+    check_finite_tagged(gpu, &loss_value, &flag, 1);
+    for (i, (_, g)) in updates.iter().enumerate() {
+        check_finite_tagged(gpu, g, &flag, 1 << (i + 1).min(31));
+    }
+    opt.skip = flag;
+    opt.checked = updates.iter().map(|(p, _)| *p).collect();
     opt.update(gpu, model.store(), &updates, lr)?;
     Ok((loss_value, count))
 }
@@ -147,14 +162,79 @@ pub fn train_step(
 /// without bound.
 const IN_FLIGHT: usize = 2;
 
-/// Trains a model as `cfg` says and writes the run directory.
+/// Sums over the steps of an epoch so far.
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochSums {
+    loss_sum: f64,
+    correct: u64,
+    seen: usize,
+    skipped: u64,
+}
+
+/// Everything a run needs to continue where it stopped.
+struct RunState {
+    /// The epoch being trained (1-based).
+    epoch: usize,
+    /// Batches of this epoch already applied.
+    batch: usize,
+    /// Steps taken in the whole run (drives the schedule).
+    step: usize,
+    sums: EpochSums,
+    /// Seconds of this epoch spent before a resume.
+    epoch_seconds_before: f64,
+    /// (selection score, test acc, epoch) of the best checkpoint so far.
+    best: Option<(f64, f64, usize)>,
+    history: Vec<EpochMetrics>,
+    /// Seconds the run spent before this process (resumed runs).
+    seconds_before: f64,
+}
+
+/// Loss, correct count and non-finite flag of one step, read back later.
+struct PendingStep {
+    loss: Readback,
+    correct: Readback,
+    flag: Readback,
+    size: usize,
+    step: usize,
+    checked: Vec<ParamId>,
+}
+
+fn read_u32(r: &Readback, gpu: &Gpu) -> anyhow::Result<u32> {
+    Ok(u32::from_le_bytes(r.wait(gpu)?[..4].try_into().unwrap()))
+}
+
+/// Names what a non-finite flag says was bad.
+fn describe_flag(flag: u32, checked: &[ParamId], model: &dyn Model) -> String {
+    let mut bad = Vec::new();
+    if flag & 1 != 0 {
+        bad.push("the loss".to_string());
+    }
+    for (i, p) in checked.iter().enumerate() {
+        if flag & (1 << (i + 1).min(31)) != 0 {
+            bad.push(format!("the gradient of {}", model.store().entry(*p).name));
+        }
+    }
+    bad.join(", ")
+}
+
+/// Trains a model as `cfg` says and writes the run directory. With
+/// `resume`, continues the run whose `resume.safetensors` is in `cfg.out`.
 pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::Result<Summary> {
+    train_with(gpu, cfg, show_progress, false)
+}
+
+/// [`train`], continuing from `cfg.out/resume.safetensors` when `resume` is set.
+pub fn train_with(
+    gpu: Arc<Gpu>,
+    cfg: &TrainConfig,
+    show_progress: bool,
+    resume: bool,
+) -> anyhow::Result<Summary> {
     cfg.validate()?;
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| {
         anyhow::anyhow!("cannot create output directory {}: {e}", cfg.out.display())
     })?;
-    files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
 
     let (train_all, test) = data::load_fashion_mnist(&cfg.data)?;
     let train_all = if cfg.limit_train > 0 {
@@ -172,7 +252,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
     );
     let (train_set, val_set) = data::split_validation(train_all, val_n)?;
 
-    let model = build_model(&gpu, &cfg.model, cfg.seed)?;
+    let mut model = build_model(&gpu, &cfg.model, cfg.seed)?;
     let mut opt = Optimizer::new(
         &gpu,
         OptimizerConfig {
@@ -186,75 +266,143 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
             nesterov: cfg.nesterov,
         },
     )?;
+    let metrics_path = cfg.out.join("metrics.jsonl");
+    let mut state = if resume {
+        resume::load(&gpu, cfg, model.as_mut(), &mut opt)?
+    } else {
+        files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
+        RunState {
+            epoch: 1,
+            batch: 0,
+            step: 0,
+            sums: EpochSums::default(),
+            epoch_seconds_before: 0.0,
+            best: None,
+            history: Vec::new(),
+            seconds_before: 0.0,
+        }
+    };
     let steps_per_epoch = train_set.n.div_ceil(cfg.batch);
     let total_steps = (steps_per_epoch * cfg.epochs) as f64;
+    // Fault injection for tests of --on-nan: a NaN pixel in the batch of this step.
+    let inject_nan_at: Option<usize> = std::env::var("BITPROP_INJECT_NAN_AT_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok());
     eprintln!(
-        "training {} on {} ({} train, {} val, {} test images; {} parameters)",
+        "{} {} on {} ({} train, {} val, {} test images; {} parameters){}",
+        if resume { "resuming" } else { "training" },
         cfg.model,
         gpu.description(),
         train_set.n,
         val_set.n,
         test.n,
-        model.store().count()
+        model.store().count(),
+        if resume {
+            format!(" at epoch {} batch {}", state.epoch, state.batch)
+        } else {
+            String::new()
+        }
     );
 
-    let metrics_path = cfg.out.join("metrics.jsonl");
-    let mut metrics_lines = String::new();
-    let mut history: Vec<EpochMetrics> = Vec::new();
-    let mut best: Option<(f64, f64, usize)> = None; // (val acc, test acc, epoch)
-    let mut step = 0usize;
-    for epoch in 1..=cfg.epochs {
+    while state.epoch <= cfg.epochs {
+        let epoch = state.epoch;
         let t0 = Instant::now();
         let bar = files::progress_bar(
             show_progress,
             steps_per_epoch as u64,
             &format!("epoch {epoch}/{}", cfg.epochs),
         );
-        let mut pending: VecDeque<(Readback, Readback, usize)> = VecDeque::new();
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0u64, 0usize);
-        let mut lr = cfg.lr;
-        let drain = |p: (Readback, Readback, usize),
-                     loss_sum: &mut f64,
-                     correct: &mut u64,
-                     seen: &mut usize|
+        bar.set_position(state.batch as u64);
+        let mut pending: VecDeque<PendingStep> = VecDeque::new();
+        let mut lr = cfg.schedule.lr(cfg.lr, state.step as f64 / total_steps);
+        let mut batches = Batches::new(&train_set, cfg.batch, Some(cfg.seed), epoch as u64)?;
+        batches.seek(state.batch);
+        let mut b = data::Batch::default();
+        // Reads one finished step back; a non-finite one stops the run or is skipped.
+        let settle = |p: PendingStep,
+                      sums: &mut EpochSums,
+                      model: &dyn Model|
          -> anyhow::Result<f32> {
-            let l = f32::from_le_bytes(p.0.wait(&gpu)?[..4].try_into().unwrap());
-            let c = u32::from_le_bytes(p.1.wait(&gpu)?[..4].try_into().unwrap());
-            *loss_sum += l as f64 * p.2 as f64;
-            *correct += c as u64;
-            *seen += p.2;
+            let flag = read_u32(&p.flag, &gpu)?;
+            let l = f32::from_le_bytes(p.loss.wait(&gpu)?[..4].try_into().unwrap());
+            let c = read_u32(&p.correct, &gpu)?;
+            if flag != 0 {
+                let what = describe_flag(flag, &p.checked, model);
+                match cfg.on_nan {
+                    OnNan::Stop => anyhow::bail!(
+                        "non-finite values in {what} at epoch {epoch}, step {} (batch {} of the epoch); \
+                         the update was skipped and training stopped; the checkpoints in {} are from the last completed epoch",
+                        p.step,
+                        p.step - (epoch - 1) * steps_per_epoch + 1,
+                        cfg.out.display()
+                    ),
+                    OnNan::SkipBatch => {
+                        eprintln!(
+                            "skipped a batch at epoch {epoch}, step {}: non-finite values in {what}",
+                            p.step
+                        );
+                        sums.skipped += 1;
+                        return Ok(l);
+                    }
+                }
+            }
+            sums.loss_sum += l as f64 * p.size as f64;
+            sums.correct += c as u64;
+            sums.seen += p.size;
             Ok(l)
         };
-        let mut batches = Batches::new(&train_set, cfg.batch, Some(cfg.seed), epoch as u64)?;
-        let mut b = data::Batch::default();
         while batches.next_into(&mut b) {
-            lr = cfg.schedule.lr(cfg.lr, step as f64 / total_steps);
+            lr = cfg.schedule.lr(cfg.lr, state.step as f64 / total_steps);
+            if inject_nan_at == Some(state.step) {
+                b.images_f32[0] = f32::NAN;
+            }
             let (x, labels) = upload(&gpu, &b, &model.input_shape())?;
             let (loss, count) = train_step(&gpu, model.as_ref(), &mut opt, x, &labels, lr)?;
-            pending.push_back((
-                gpu.read_async(loss.buffer(), 4),
-                gpu.read_async(count.buffer(), 4),
-                b.size,
-            ));
+            pending.push_back(PendingStep {
+                loss: gpu.read_async(loss.buffer(), 4),
+                correct: gpu.read_async(count.buffer(), 4),
+                flag: gpu.read_async(opt.skip.buffer(), 4),
+                size: b.size,
+                step: state.step,
+                checked: opt.checked.clone(),
+            });
             gpu.flush();
-            step += 1;
+            state.step += 1;
+            state.batch += 1;
             if pending.len() > IN_FLIGHT {
-                let l = drain(
+                let l = settle(
                     pending.pop_front().unwrap(),
-                    &mut loss_sum,
-                    &mut correct,
-                    &mut seen,
+                    &mut state.sums,
+                    model.as_ref(),
                 )?;
-                let rate = seen as f64 / t0.elapsed().as_secs_f64();
+                let rate = state.sums.seen as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!("loss {l:.4}  {rate:.0} samples/s"));
             }
             bar.inc(1);
+            if cfg.checkpoint_every > 0
+                && state.step % cfg.checkpoint_every == 0
+                && state.batch < steps_per_epoch
+            {
+                while let Some(p) = pending.pop_front() {
+                    settle(p, &mut state.sums, model.as_ref())?;
+                }
+                let elapsed = state.epoch_seconds_before + t0.elapsed().as_secs_f64();
+                resume::save(
+                    &gpu,
+                    cfg,
+                    model.as_ref(),
+                    &opt,
+                    &state,
+                    elapsed,
+                    state.seconds_before + started.elapsed().as_secs_f64(),
+                )?;
+            }
         }
         while let Some(p) = pending.pop_front() {
-            drain(p, &mut loss_sum, &mut correct, &mut seen)?;
+            settle(p, &mut state.sums, model.as_ref())?;
         }
         gpu.flush_and_wait();
-        let epoch_seconds = t0.elapsed().as_secs_f64();
+        let epoch_seconds = state.epoch_seconds_before + t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
 
         let val = if val_set.n > 0 {
@@ -263,19 +411,21 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
             None
         };
         let test_eval = evaluate(&gpu, model.as_ref(), &test, cfg.eval_batch)?;
+        let sums = state.sums;
         let m = EpochMetrics {
             epoch,
             lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: correct as f64 / seen.max(1) as f64,
+            train_loss: sums.loss_sum / sums.seen.max(1) as f64,
+            train_acc: sums.correct as f64 / sums.seen.max(1) as f64,
             val_acc: val.map(|v| v.acc),
             val_loss: val.map(|v| v.loss),
             test_loss: test_eval.loss,
             test_acc: test_eval.acc,
             epoch_seconds,
-            samples_per_s: seen as f64 / epoch_seconds,
+            samples_per_s: sums.seen as f64 / epoch_seconds.max(1e-9),
             gpu_bytes: gpu.pool().bytes_in_use(),
             gpu_bytes_allocated: gpu.pool().bytes_allocated(),
+            skipped_batches: sums.skipped,
         };
         eprintln!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | val acc {} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
@@ -287,9 +437,13 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
             m.epoch_seconds,
             m.samples_per_s
         );
-        metrics_lines.push_str(&serde_json::to_string(&m)?);
-        metrics_lines.push('\n');
-        files::write_atomic(&metrics_path, metrics_lines.as_bytes())?;
+        state.history.push(m.clone());
+        let mut lines = String::new();
+        for h in &state.history {
+            lines.push_str(&serde_json::to_string(h)?);
+            lines.push('\n');
+        }
+        files::write_atomic(&metrics_path, lines.as_bytes())?;
 
         let meta = files::checkpoint_metadata(cfg);
         files::save_model(
@@ -300,8 +454,8 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
         )?;
         // Validation chooses the best checkpoint; without validation, the last one.
         let score = m.val_acc.unwrap_or(epoch as f64);
-        if best.is_none_or(|b| score > b.0) {
-            best = Some((score, m.test_acc, epoch));
+        if state.best.is_none_or(|b| score > b.0) {
+            state.best = Some((score, m.test_acc, epoch));
             files::save_model(
                 &gpu,
                 model.store(),
@@ -309,10 +463,23 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
                 &meta,
             )?;
         }
-        history.push(m);
-        files::plot_curves(&cfg.out.join("curves.png"), &history)?;
+        files::plot_curves(&cfg.out.join("curves.png"), &state.history)?;
+        state.epoch += 1;
+        state.batch = 0;
+        state.sums = EpochSums::default();
+        state.epoch_seconds_before = 0.0;
+        resume::save(
+            &gpu,
+            cfg,
+            model.as_ref(),
+            &opt,
+            &state,
+            0.0,
+            state.seconds_before + started.elapsed().as_secs_f64(),
+        )?;
     }
-    let (best_score, best_test, best_epoch) = best.expect("at least one epoch");
+    let (best_score, best_test, best_epoch) = state.best.expect("at least one epoch");
+    let history = &state.history;
     let summary = Summary {
         model: cfg.model.clone(),
         adapter: gpu.description(),
@@ -325,7 +492,7 @@ pub fn train(gpu: Arc<Gpu>, cfg: &TrainConfig, show_progress: bool) -> anyhow::R
         },
         best_test_acc: best_test,
         best_epoch,
-        total_seconds: started.elapsed().as_secs_f64(),
+        total_seconds: state.seconds_before + started.elapsed().as_secs_f64(),
         train_images: train_set.n,
         val_images: val_set.n,
     };

@@ -1,0 +1,188 @@
+//! `resume.safetensors`: what a killed run needs to continue exactly where
+//! it stopped: model tensors, optimizer moments, counters and sums, written
+//! atomically beside the model checkpoints.
+
+use std::collections::BTreeMap;
+
+use crate::gpu::Gpu;
+use crate::nn::Model;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+
+use super::{EpochMetrics, EpochSums, RunState, TrainConfig};
+
+const INTS: [&str; 9] = [
+    "epoch",
+    "batch",
+    "step",
+    "opt_step",
+    "correct",
+    "seen",
+    "skipped",
+    "best_epoch",
+    "has_best",
+];
+
+fn f64_meta(
+    m: &BTreeMap<String, String>,
+    key: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<f64> {
+    let v = m
+        .get(key)
+        .ok_or_else(|| anyhow::anyhow!("{}: metadata has no '{key}'", path.display()))?;
+    let bits = u64::from_str_radix(v, 16).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: metadata '{key}' is not a hex f64 ({v})",
+            path.display()
+        )
+    })?;
+    Ok(f64::from_bits(bits))
+}
+
+/// Writes the resume state of a run at a step boundary (pending steps settled).
+pub(super) fn save(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    model: &dyn Model,
+    opt: &Optimizer,
+    state: &RunState,
+    epoch_elapsed: f64,
+    run_elapsed: f64,
+) -> anyhow::Result<()> {
+    let store = model.store();
+    let mut floats = Vec::new();
+    for e in &store.entries {
+        floats.push((
+            format!("model/{}", e.name),
+            e.value.shape().to_vec(),
+            e.value.to_f32(gpu)?,
+        ));
+    }
+    let mut ids: Vec<_> = opt.state.keys().copied().collect();
+    ids.sort_by_key(|p| p.0);
+    for id in ids {
+        for (i, t) in opt.state[&id].iter().enumerate() {
+            floats.push((
+                format!("opt/{}/{i}", store.entry(id).name),
+                t.shape().to_vec(),
+                t.to_f32(gpu)?,
+            ));
+        }
+    }
+    let (best_score, best_test, best_epoch) = state.best.unwrap_or((0.0, 0.0, 0));
+    let values = [
+        state.epoch as i64,
+        state.batch as i64,
+        state.step as i64,
+        opt.step as i64,
+        state.sums.correct as i64,
+        state.sums.seen as i64,
+        state.sums.skipped as i64,
+        best_epoch as i64,
+        state.best.is_some() as i64,
+    ];
+    let ints: Vec<(String, Vec<usize>, Vec<i64>)> = INTS
+        .iter()
+        .zip(values)
+        .map(|(n, v)| (n.to_string(), vec![1], vec![v]))
+        .collect();
+    let mut meta = BTreeMap::new();
+    meta.insert("config".into(), cfg.to_toml());
+    meta.insert("format".into(), "bitprop-resume-1".into());
+    // f64 sums as exact bit patterns, so a resumed epoch's metrics match.
+    for (k, v) in [
+        ("loss_sum", state.sums.loss_sum),
+        ("epoch_seconds", epoch_elapsed),
+        ("run_seconds", run_elapsed),
+        ("best_score", best_score),
+        ("best_test", best_test),
+    ] {
+        meta.insert(k.into(), format!("{:016x}", v.to_bits()));
+    }
+    meta.insert("history".into(), serde_json::to_string(&state.history)?);
+    crate::checkpoint::save_with_ints(&cfg.out.join("resume.safetensors"), &floats, &ints, meta)?;
+    Ok(())
+}
+
+/// Restores model, optimizer and counters from `cfg.out/resume.safetensors`.
+pub(super) fn load(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    model: &mut dyn Model,
+    opt: &mut Optimizer,
+) -> anyhow::Result<RunState> {
+    let path = cfg.out.join("resume.safetensors");
+    let mut ck = crate::checkpoint::load(&path)?;
+    let mut ints = BTreeMap::new();
+    for n in INTS {
+        ints.insert(n, ck.take_i64(n, &[1])?[0]);
+    }
+    let store = model.store_mut();
+    let mut expected: Vec<(String, Vec<usize>)> = store
+        .entries
+        .iter()
+        .map(|e| (format!("model/{}", e.name), e.value.shape().to_vec()))
+        .collect();
+    // Optimizer moments: opt/<param>/<i>, for the parameters the file has.
+    let mut moments = Vec::new();
+    for name in ck.tensors.keys().filter(|n| n.starts_with("opt/")) {
+        let rest = &name["opt/".len()..];
+        let (param, index) = rest.rsplit_once('/').ok_or_else(|| {
+            anyhow::anyhow!("{}: bad optimizer tensor name {name}", path.display())
+        })?;
+        let id = store.find(param).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: optimizer state for unknown tensor {param}",
+                path.display()
+            )
+        })?;
+        let index: usize = index
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{}: bad optimizer tensor name {name}", path.display()))?;
+        moments.push((id, index, name.clone()));
+        expected.push((name.clone(), store.get(id).shape().to_vec()));
+    }
+    let values = ck.take_strict(&expected)?;
+    let n_model = store.entries.len();
+    for (e, v) in store.entries.iter_mut().zip(&values[..n_model]) {
+        e.value = Tensor::from_f32(gpu, e.value.shape(), v)?;
+    }
+    opt.state.clear();
+    for ((id, index, _), v) in moments.iter().zip(&values[n_model..]) {
+        let t = Tensor::from_f32(gpu, store.get(*id).shape(), v)?;
+        let slot = opt.state.entry(*id).or_default();
+        if slot.len() <= *index {
+            slot.resize(*index + 1, t.clone());
+        }
+        slot[*index] = t;
+    }
+    opt.step = ints["opt_step"] as u64;
+    let m = &ck.metadata;
+    let history: Vec<EpochMetrics> = serde_json::from_str(
+        m.get("history")
+            .ok_or_else(|| anyhow::anyhow!("{}: metadata has no 'history'", path.display()))?,
+    )?;
+    let best = (ints["has_best"] != 0).then(|| -> anyhow::Result<_> {
+        Ok((
+            f64_meta(m, "best_score", &path)?,
+            f64_meta(m, "best_test", &path)?,
+            ints["best_epoch"] as usize,
+        ))
+    });
+    Ok(RunState {
+        epoch: ints["epoch"] as usize,
+        batch: ints["batch"] as usize,
+        step: ints["step"] as usize,
+        sums: EpochSums {
+            loss_sum: f64_meta(m, "loss_sum", &path)?,
+            correct: ints["correct"] as u64,
+            seen: ints["seen"] as usize,
+            skipped: ints["skipped"] as u64,
+        },
+        epoch_seconds_before: f64_meta(m, "epoch_seconds", &path)?,
+        best: best.transpose()?,
+        history,
+        seconds_before: f64_meta(m, "run_seconds", &path)?,
+    })
+}
