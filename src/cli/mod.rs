@@ -37,7 +37,7 @@ pub enum Command {
     /// List every adapter wgpu finds, with the limits that matter for compute.
     Devices(devices::DevicesArgs),
     /// Train a model on Fashion-MNIST; writes metrics, checkpoints, summary and curves.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Test loss and accuracy of a checkpoint.
     Eval(eval::EvalArgs),
     /// Benchmarks that print ratios measured side by side in one run.
