@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod gpu;
+pub mod methods;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -73,6 +73,30 @@ pub struct TrainArgs {
     /// (other flags are ignored).
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// Periodic sampling over weights: pswa, pwalks or pswm [default: none].
+    #[arg(long)]
+    sampling: Option<crate::methods::psample::Sampling>,
+    /// Steps per sampling period [default: 0, one epoch].
+    #[arg(long)]
+    sample_period: Option<usize>,
+    /// Steps between samples [default: 0, a tenth of the period].
+    #[arg(long)]
+    sample_every: Option<usize>,
+    /// PWALKS averages the last K samples [default: 5].
+    #[arg(long)]
+    pwalks_k: Option<usize>,
+    /// PSWM extrapolation factor mu [default: 0.5].
+    #[arg(long)]
+    pswm_mu: Option<f64>,
+    /// First epoch of sampling [default: 1].
+    #[arg(long)]
+    sampling_start: Option<usize>,
+    /// Last epoch of sampling [default: 0, the last].
+    #[arg(long)]
+    sampling_stop: Option<usize>,
+    /// Training batches that re-estimate batch-norm statistics after each replacement [default: 20].
+    #[arg(long)]
+    bn_reestimate_batches: Option<usize>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
@@ -104,8 +128,18 @@ impl TrainArgs {
             limit_train,
             eval_batch,
             on_nan,
-            checkpoint_every
+            checkpoint_every,
+            sample_period,
+            sample_every,
+            pwalks_k,
+            pswm_mu,
+            sampling_start,
+            sampling_stop,
+            bn_reestimate_batches
         );
+        if let Some(v) = self.sampling {
+            c.sampling = Some(v);
+        }
         if self.nesterov {
             c.nesterov = true;
         }

@@ -13,7 +13,12 @@ use crate::nn::params::{ParamId, ParamKind, ParamStore};
 pub struct Ctx<'a> {
     pub tape: &'a mut Tape,
     pub store: &'a ParamStore,
+    /// Batch statistics in batch norm (and their running update) when set.
     pub train: bool,
+    /// Whether parameters need gradients (a backward will follow).
+    pub grads: bool,
+    /// Momentum of the running-statistics update in training mode.
+    pub bn_momentum: f32,
     leaves: HashMap<ParamId, Var>,
 }
 
@@ -23,6 +28,8 @@ impl<'a> Ctx<'a> {
             tape,
             store,
             train,
+            grads: train,
+            bn_momentum: BN_MOMENTUM,
             leaves: HashMap::new(),
         }
     }
@@ -32,7 +39,7 @@ impl<'a> Ctx<'a> {
         if let Some(v) = self.leaves.get(&id) {
             return *v;
         }
-        let v = self.tape.leaf(self.store.get(id).clone(), self.train);
+        let v = self.tape.leaf(self.store.get(id).clone(), self.grads);
         self.leaves.insert(id, v);
         v
     }
@@ -195,7 +202,7 @@ impl BatchNorm {
             running_mean: ctx.store.get(self.running_mean),
             running_var: ctx.store.get(self.running_var),
             eps: BN_EPS,
-            momentum: BN_MOMENTUM,
+            momentum: ctx.bn_momentum,
         };
         ops::batch_norm(ctx.tape, x, gamma, beta, state, ctx.train)
     }

@@ -21,7 +21,7 @@ pub enum ParamKind {
 }
 
 /// Index of a tensor in a [`ParamStore`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ParamId(pub usize);
 
 pub struct Entry {

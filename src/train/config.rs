@@ -33,6 +33,22 @@ pub struct TrainConfig {
     pub on_nan: OnNan,
     /// Also write resume state every this many steps within an epoch (0: at epoch ends only).
     pub checkpoint_every: usize,
+    /// Periodic sampling over weights: pswa, pwalks or pswm (unset: none).
+    pub sampling: Option<crate::methods::psample::Sampling>,
+    /// Steps per sampling period (0: one epoch).
+    pub sample_period: usize,
+    /// Steps between samples (0: a tenth of the period).
+    pub sample_every: usize,
+    /// PWALKS averages the last K samples.
+    pub pwalks_k: usize,
+    /// PSWM's extrapolation factor mu.
+    pub pswm_mu: f64,
+    /// First epoch (1-based) in which sampling runs.
+    pub sampling_start: usize,
+    /// Last epoch in which sampling runs (0: the last epoch).
+    pub sampling_stop: usize,
+    /// Training batches of the batch-norm re-estimation after each replacement.
+    pub bn_reestimate_batches: usize,
 }
 
 /// What a non-finite loss or gradient does.
@@ -79,6 +95,14 @@ impl Default for TrainConfig {
             eval_batch: 1000,
             on_nan: OnNan::Stop,
             checkpoint_every: 0,
+            sampling: None,
+            sample_period: 0,
+            sample_every: 0,
+            pwalks_k: 5,
+            pswm_mu: 0.5,
+            sampling_start: 1,
+            sampling_stop: 0,
+            bn_reestimate_batches: 20,
         }
     }
 }
@@ -156,6 +180,15 @@ impl TrainConfig {
                 "momentum",
                 format!("must be in [0, 1), got {}", self.momentum),
             );
+        }
+        if self.pwalks_k == 0 {
+            return bad("pwalks_k", "must be at least 1".into());
+        }
+        if !self.pswm_mu.is_finite() {
+            return bad("pswm_mu", format!("must be finite, got {}", self.pswm_mu));
+        }
+        if self.sampling_start == 0 {
+            return bad("sampling_start", "epochs count from 1".into());
         }
         Ok(())
     }

@@ -14,6 +14,8 @@ use serde::Serialize;
 use crate::autograd::{Tape, ops};
 use crate::data::{self, Batches, Dataset};
 use crate::gpu::{Gpu, Readback};
+use crate::methods::psample::{PeriodicSampling, SamplingConfig};
+use crate::methods::{Method, MethodCtx, Plain};
 use crate::nn::{Ctx, Model, ParamId, build_model};
 use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
@@ -41,6 +43,9 @@ pub struct EpochMetrics {
     pub gpu_bytes_allocated: u64,
     /// Batches whose update was skipped for non-finite values (`--on-nan skip-batch`).
     pub skipped_batches: u64,
+    /// Keys the training method adds (e.g. `replacement_flip_ratio`).
+    #[serde(flatten)]
+    pub method: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `summary.json`.
@@ -56,6 +61,10 @@ pub struct Summary {
     pub total_seconds: f64,
     pub train_images: usize,
     pub val_images: usize,
+    /// Mean absolute epoch-to-epoch change of the test accuracy.
+    pub volatility: f64,
+    /// Epochs whose test accuracy fell below the previous epoch's.
+    pub drops: usize,
 }
 
 /// Loss and accuracy of a model on a dataset (eval mode).
@@ -267,6 +276,31 @@ pub fn train_with(
         },
     )?;
     let metrics_path = cfg.out.join("metrics.jsonl");
+    let steps_per_epoch = train_set.n.div_ceil(cfg.batch);
+    let mut method: Box<dyn Method> = match cfg.sampling {
+        Some(kind) => {
+            let period = if cfg.sample_period > 0 {
+                cfg.sample_period
+            } else {
+                steps_per_epoch
+            };
+            Box::new(PeriodicSampling::new(SamplingConfig {
+                kind,
+                period,
+                every: if cfg.sample_every > 0 {
+                    cfg.sample_every
+                } else {
+                    (period / 10).max(1)
+                },
+                pwalks_k: cfg.pwalks_k,
+                pswm_mu: cfg.pswm_mu,
+                start: cfg.sampling_start,
+                stop: cfg.sampling_stop,
+                bn_batches: cfg.bn_reestimate_batches,
+            }))
+        }
+        None => Box::new(Plain),
+    };
     let mut state = if resume {
         resume::load(&gpu, cfg, model.as_mut(), &mut opt)?
     } else {
@@ -282,7 +316,6 @@ pub fn train_with(
             seconds_before: 0.0,
         }
     };
-    let steps_per_epoch = train_set.n.div_ceil(cfg.batch);
     let total_steps = (steps_per_epoch * cfg.epochs) as f64;
     // Fault injection for tests of --on-nan: a NaN pixel in the batch of this step.
     let inject_nan_at: Option<usize> = std::env::var("BITPROP_INJECT_NAN_AT_STEP")
@@ -369,6 +402,18 @@ pub fn train_with(
             gpu.flush();
             state.step += 1;
             state.batch += 1;
+            method.after_step(
+                &mut MethodCtx {
+                    gpu: &gpu,
+                    model: model.as_mut(),
+                    opt: &mut opt,
+                    train_set: &train_set,
+                    batch: cfg.batch,
+                    epoch,
+                    steps_per_epoch,
+                },
+                state.step,
+            )?;
             if pending.len() > IN_FLIGHT {
                 let l = settle(
                     pending.pop_front().unwrap(),
@@ -401,6 +446,15 @@ pub fn train_with(
         while let Some(p) = pending.pop_front() {
             settle(p, &mut state.sums, model.as_ref())?;
         }
+        method.end_of_epoch(&mut MethodCtx {
+            gpu: &gpu,
+            model: model.as_mut(),
+            opt: &mut opt,
+            train_set: &train_set,
+            batch: cfg.batch,
+            epoch,
+            steps_per_epoch,
+        })?;
         gpu.flush_and_wait();
         let epoch_seconds = state.epoch_seconds_before + t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
@@ -426,6 +480,7 @@ pub fn train_with(
             gpu_bytes: gpu.pool().bytes_in_use(),
             gpu_bytes_allocated: gpu.pool().bytes_allocated(),
             skipped_batches: sums.skipped,
+            method: method.epoch_metrics(),
         };
         eprintln!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | val acc {} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
@@ -495,6 +550,15 @@ pub fn train_with(
         total_seconds: state.seconds_before + started.elapsed().as_secs_f64(),
         train_images: train_set.n,
         val_images: val_set.n,
+        volatility: history
+            .windows(2)
+            .map(|w| (w[1].test_acc - w[0].test_acc).abs())
+            .sum::<f64>()
+            / (history.len().max(2) - 1) as f64,
+        drops: history
+            .windows(2)
+            .filter(|w| w[1].test_acc < w[0].test_acc)
+            .count(),
     };
     files::write_atomic(
         &cfg.out.join("summary.json"),

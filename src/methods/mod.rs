@@ -1,0 +1,47 @@
+//! Training methods plug into the loop through [`Method`]'s hooks, rather
+//! than branches in the loop.
+
+pub mod psample;
+
+use crate::data::Dataset;
+use crate::gpu::Gpu;
+use crate::nn::Model;
+use crate::optim::Optimizer;
+
+/// What a hook may touch.
+pub struct MethodCtx<'a> {
+    pub gpu: &'a std::sync::Arc<Gpu>,
+    pub model: &'a mut dyn Model,
+    pub opt: &'a mut Optimizer,
+    pub train_set: &'a Dataset,
+    pub batch: usize,
+    /// The epoch being trained (1-based).
+    pub epoch: usize,
+    pub steps_per_epoch: usize,
+}
+
+/// A training strategy's hooks; every hook defaults to doing nothing.
+pub trait Method {
+    fn name(&self) -> &str;
+    /// After every optimizer update (`step` counts the run's steps from 1).
+    fn after_step(&mut self, _ctx: &mut MethodCtx, _step: usize) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// At the end of every epoch, before evaluation.
+    fn end_of_epoch(&mut self, _ctx: &mut MethodCtx) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Keys this method adds to the epoch's line of metrics.jsonl.
+    fn epoch_metrics(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+}
+
+/// The plain loop: no hooks.
+pub struct Plain;
+
+impl Method for Plain {
+    fn name(&self) -> &str {
+        "plain"
+    }
+}
