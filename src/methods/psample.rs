@@ -233,7 +233,7 @@ impl Method for PeriodicSampling {
             return Ok(());
         }
         self.steps_in_period += 1;
-        if self.steps_in_period % self.cfg.every.max(1) == 0 {
+        if self.steps_in_period.is_multiple_of(self.cfg.every.max(1)) {
             self.sample(ctx.gpu, ctx.model)?;
         }
         if self.steps_in_period >= self.cfg.period {
