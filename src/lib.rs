@@ -11,6 +11,7 @@ pub mod methods;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod reproduce;
 pub mod tensor;
 pub mod train;
 

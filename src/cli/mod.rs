@@ -3,6 +3,7 @@
 mod bench;
 mod devices;
 mod eval;
+mod reproduce;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,9 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Test loss and accuracy of a checkpoint.
     Eval(eval::EvalArgs),
+    /// Run a paper's comparisons on Fashion-MNIST; writes report.md and plots.
+    #[command(subcommand)]
+    Reproduce(reproduce::ReproduceCommand),
     /// Benchmarks that print ratios measured side by side in one run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -61,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(&cli, cmd),
         Command::Train(args) => train::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
+        Command::Reproduce(cmd) => reproduce::run(&cli, cmd),
     }
 }
 

@@ -107,7 +107,7 @@ pub fn load_model(
 
 static FONT: &[u8] = include_bytes!("fonts/DejaVuSansMono.ttf");
 
-fn register_font() {
+pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ =

@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Cli;
+use crate::gpu::Gpu;
+
+#[derive(Subcommand, Debug)]
+pub enum ReproduceCommand {
+    /// Periodic sampling (PSWA, PWALKS, PSWM) vs none, with SGD-momentum and Adam, on bmlp and bcnn.
+    Psample(ReproduceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// A reduced run of a few minutes (bmlp only, 2000 images, 3 epochs, one seed).
+    #[arg(long)]
+    quick: bool,
+    /// Seeds per configuration.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Directory for the runs, report.md and the plots.
+    #[arg(long)]
+    out: PathBuf,
+    /// Directory with the Fashion-MNIST IDX files.
+    #[arg(long, default_value = crate::data::DEFAULT_FASHION_MNIST_DIR)]
+    data: PathBuf,
+}
+
+pub fn run(cli: &Cli, cmd: &ReproduceCommand) -> anyhow::Result<()> {
+    match cmd {
+        ReproduceCommand::Psample(args) => {
+            anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let plan = crate::reproduce::psample::Plan::new(args.quick, args.seeds);
+            crate::reproduce::psample::reproduce(&gpu, &plan, &args.out, &args.data)
+        }
+    }
+}
