@@ -46,40 +46,6 @@ def xnor_entry(rm):
     return "\n".join(L)
 
 
-def f32_entry(rm):
-    L = []
-    L.append(f"// {rm} rows x 4 columns in vec4 registers.")
-    L.append("@compute @workgroup_size(WG)")
-    L.append(f"fn f32_gemm_r{rm}(")
-    L.append("    @builtin(workgroup_id) wid: vec3<u32>,")
-    L.append("    @builtin(num_workgroups) nwg: vec3<u32>,")
-    L.append("    @builtin(local_invocation_index) lid: u32,")
-    L.append(") {")
-    L.append("    let g = wid.x + wid.y * nwg.x;")
-    L.append("    if (g >= p.groups) {")
-    L.append("        return;")
-    L.append("    }")
-    L.append(f"    let m0 = (g / p.groups_x) * {rm}u;")
-    L.append("    let n0 = (g % p.groups_x) * WG * 4u + lid;")
-    L.append("    let cols = min(vec4<u32>(n0, n0 + WG, n0 + 2u * WG, n0 + 3u * WG), vec4<u32>(p.n - 1u)) * p.b_sn;")
-    L.append("    let lastm = p.m - 1u;")
-    for i in range(rm):
-        L.append(f"    let r{i} = min(m0 + {i}u, lastm) * p.a_sm;")
-    for i in range(rm):
-        L.append(f"    var c{i} = vec4<f32>(0.0);")
-    L.append("    for (var kk = 0u; kk < p.k; kk++) {")
-    L.append("        let bk = kk * p.b_sk;")
-    L.append("        let bv = vec4<f32>(b[bk + cols.x], b[bk + cols.y], b[bk + cols.z], b[bk + cols.w]);")
-    L.append("        let ak = kk * p.a_sk;")
-    for i in range(rm):
-        L.append(f"        c{i} = fma(vec4<f32>(a[r{i} + ak]), bv, c{i});")
-    L.append("    }")
-    for i in range(rm):
-        L.append(f"    store4(m0 + {i}u, n0, c{i});")
-    L.append("}")
-    return "\n".join(L)
-
-
 def nt4_entry(rm=8):
     L = []
     L.append(f"// {rm} rows x 4 columns, four k steps per vec4 load.")
@@ -122,5 +88,4 @@ def splice(path, entries):
 
 
 splice(ROOT / "xnor_gemm.wgsl", [xnor_entry(rm) for rm in RMS])
-splice(ROOT / "f32_gemm.wgsl", [f32_entry(rm) for rm in RMS])
 splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8)])

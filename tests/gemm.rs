@@ -123,11 +123,7 @@ fn xnor_gemm_matches_cpu_for_every_variant() {
         for layout in [BitLayout::RowMajor, BitLayout::WordMajor] {
             let bp = pack_signs(&gpu, &bt, n, k, 1, layout).unwrap();
             for v in variants() {
-                let needs_rows = v == GemmVariant::Tiled;
-                let needs_cols = matches!(v, GemmVariant::Vec4 { .. });
-                if (needs_rows && layout == BitLayout::WordMajor)
-                    || (needs_cols && layout == BitLayout::RowMajor)
-                {
+                if v.b_layout() != layout {
                     continue;
                 }
                 let c = xnor_gemm(&gpu, &ap, &bp, None, v).unwrap();
@@ -173,18 +169,7 @@ fn xnor_gemm_across_several_dispatch_rows() {
     gpu.set_grid_limit(4);
     let ap = pack_signs(&gpu, &at, m, k, 1, BitLayout::RowMajor).unwrap();
     let bp = pack_signs(&gpu, &bt, n, k, 1, BitLayout::WordMajor).unwrap();
-    let c = xnor_gemm(
-        &gpu,
-        &ap,
-        &bp,
-        None,
-        GemmVariant::Block {
-            wg: 32,
-            rm: 4,
-            rn: 2,
-        },
-    )
-    .unwrap();
+    let c = xnor_gemm(&gpu, &ap, &bp, None, GemmVariant::Vec4 { wg: 32, rm: 8 }).unwrap();
     let got = c.to_f32(&gpu).unwrap();
     gpu.set_grid_limit(u32::MAX);
     assert_eq!(got, want);
@@ -214,19 +199,7 @@ fn f32_gemm_matches_cpu_for_every_transpose_and_variant() {
             let plain = f32_gemm_cpu(&a, a_shape, ta, &b, b_shape, tb, None, None);
             // f32 sums of k products in [-1, 1]: error grows like sqrt(k) ulps.
             let atol = 1e-5 * (k as f32).sqrt() * 4.0;
-            for v in [
-                GemmVariant::Tiled,
-                GemmVariant::Block {
-                    wg: 64,
-                    rm: 8,
-                    rn: 4,
-                },
-                GemmVariant::Block {
-                    wg: 32,
-                    rm: 4,
-                    rn: 2,
-                },
-            ] {
+            for v in bitprop::ops::tune::f32_candidates() {
                 let ep = Epilogue {
                     scale: Some(&st),
                     bias: Some(&biast),

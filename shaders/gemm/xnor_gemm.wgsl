@@ -7,12 +7,12 @@
 // scale: f32 [n] per-output-column scale, read only when has_scale != 0.
 // c:     f32 [m, n] = scale[n] * (k - 2 * popcount(a[m] xor b[n])).
 //
-// Register-blocked variants: each invocation computes RM x RN outputs; the
-// workgroup shares its RM rows (uniform loads of a) and spreads columns over
-// lanes, column j of lane l being n0 + l + j * WG so neighbouring lanes read
-// neighbouring words of a word-major b. No workgroup memory: barriers are
-// expensive on CPU adapters. The tiled variant stages 64 x 64 output tiles
-// through workgroup memory, which suits real GPUs.
+// xnor_gemm_cols_r{4,8,16}: each invocation holds R rows x 4 columns in vec4
+// registers; the workgroup shares its R rows (uniform loads of a) and spreads
+// columns over lanes, column j of lane l being n0 + l + j * WG so
+// neighbouring lanes read neighbouring words of a word-major b. No workgroup
+// memory: barriers are expensive on CPU adapters. xnor_gemm_tiled stages
+// 64 x 64 output tiles through workgroup memory, which suits real GPUs.
 
 struct Params {
     m: u32,
@@ -32,10 +32,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 override WG: u32 = 64u;
-override RM: u32 = 4u;
-override RN: u32 = 4u;
-const MAX_RM: u32 = 8u;
-const MAX_RN: u32 = 4u;
 
 fn store(m: u32, n: u32, pop: u32) {
     var v = f32(i32(p.k) - 2 * i32(pop));
@@ -43,68 +39,6 @@ fn store(m: u32, n: u32, pop: u32) {
         v *= scale[n];
     }
     c[m * p.n + n] = v;
-}
-
-fn register_block(g: u32, lid: u32, word_major: bool) {
-    if (g >= p.groups) {
-        return;
-    }
-    let m0 = (g / p.groups_x) * RM;
-    let n0 = (g % p.groups_x) * WG * RN + lid;
-    var acc: array<array<u32, MAX_RN>, MAX_RM>;
-    var cols: array<u32, MAX_RN>;
-    var rows: array<u32, MAX_RM>;
-    for (var j = 0u; j < RN; j++) {
-        cols[j] = min(n0 + j * WG, p.n - 1u);
-    }
-    for (var i = 0u; i < RM; i++) {
-        rows[i] = min(m0 + i, p.m - 1u) * p.kw;
-    }
-    for (var w = 0u; w < p.kw; w++) {
-        var bw: array<u32, MAX_RN>;
-        if (word_major) {
-            for (var j = 0u; j < RN; j++) {
-                bw[j] = b[w * p.n + cols[j]];
-            }
-        } else {
-            for (var j = 0u; j < RN; j++) {
-                bw[j] = b[cols[j] * p.kw + w];
-            }
-        }
-        for (var i = 0u; i < RM; i++) {
-            let aw = a[rows[i] + w];
-            for (var j = 0u; j < RN; j++) {
-                acc[i][j] += countOneBits(aw ^ bw[j]);
-            }
-        }
-    }
-    for (var i = 0u; i < RM; i++) {
-        let m = m0 + i;
-        for (var j = 0u; j < RN; j++) {
-            let n = n0 + j * WG;
-            if (m < p.m && n < p.n) {
-                store(m, n, acc[i][j]);
-            }
-        }
-    }
-}
-
-@compute @workgroup_size(WG)
-fn xnor_gemm_rows(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    register_block(wid.x + wid.y * nwg.x, lid, false);
-}
-
-@compute @workgroup_size(WG)
-fn xnor_gemm_cols(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    register_block(wid.x + wid.y * nwg.x, lid, true);
 }
 
 // Tiled: 256 invocations as 16 x 16, each 4 x 4 outputs of a 64 x 64 tile;

@@ -2,7 +2,7 @@
 
 use crate::autograd::{Tape, Var};
 use crate::gpu::GpuError;
-use crate::ops::gemm::{Epilogue, GemmVariant, Trans, f32_gemm, xnor_gemm};
+use crate::ops::gemm::{Epilogue, Trans, f32_gemm, xnor_gemm};
 use crate::ops::pack::{BitLayout, pack_signs};
 use crate::ops::tune::{GemmFamily, gemm_variant};
 use crate::ops::{act, channel, conv, conv_gemm, loss, norm, pool, reduce};
@@ -54,10 +54,7 @@ pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
     let fv = gemm_variant(&gpu, GemmFamily::F32)?;
     let y = if tape.is_signs(x) {
         let variant = gemm_variant(&gpu, GemmFamily::Xnor)?;
-        let layout = match variant {
-            GemmVariant::Vec4 { .. } => BitLayout::WordMajor,
-            _ => BitLayout::RowMajor,
-        };
+        let layout = variant.b_layout();
         let xp = pack_signs(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
         let wp = pack_signs(&gpu, &wt, out, inp, 1, layout)?;
         xnor_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?

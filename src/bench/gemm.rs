@@ -109,11 +109,7 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
     let a = Tensor::from_f32(gpu, &[m, k], &pattern(m * k, 1))?;
     let b = Tensor::from_f32(gpu, &[n, k], &pattern(n * k, 2))?;
     let ap = pack_signs(gpu, &a, m, k, 1, BitLayout::RowMajor)?;
-    let layout = if xv == GemmVariant::Tiled {
-        BitLayout::RowMajor
-    } else {
-        BitLayout::WordMajor
-    };
+    let layout = xv.b_layout();
     let bp = pack_signs(gpu, &b, n, k, 1, layout)?;
 
     progress(&format!("XNOR GEMM {} x {reps}", xv.name()));

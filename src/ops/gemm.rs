@@ -10,12 +10,10 @@ use super::unused;
 /// How a GEMM kernel is launched: which entry point and its block sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GemmVariant {
-    /// Register block of `rm x rn` outputs per invocation, `wg` lanes, no workgroup memory.
-    Block { wg: u32, rm: u32, rn: u32 },
     /// 64 x 64 output tiles through workgroup memory, 256 lanes.
     Tiled,
-    /// `rm` rows x 4 columns held in vec4 registers (`rm` in 4, 8, 16), `wg`
-    /// lanes; the XNOR kernel needs word-major `b`.
+    /// XNOR only: `rm` rows x 4 columns held in vec4 registers (`rm` in 4, 8,
+    /// 16), `wg` lanes, word-major `b`.
     Vec4 { wg: u32, rm: u32 },
     /// f32 only: both operands relaid out K-contiguous (padded to a multiple
     /// of 4) and read as vec4, 8 rows x 4 columns per lane, `wg` lanes.
@@ -25,7 +23,6 @@ pub enum GemmVariant {
 impl GemmVariant {
     pub fn name(&self) -> String {
         match self {
-            GemmVariant::Block { wg, rm, rn } => format!("block{rm}x{rn}/wg{wg}"),
             GemmVariant::Tiled => "tiled64".to_string(),
             GemmVariant::Vec4 { wg, rm } => format!("vec4r{rm}/wg{wg}"),
             GemmVariant::Nt4 { wg } => format!("nt4/wg{wg}"),
@@ -49,25 +46,19 @@ impl GemmVariant {
                 v.push(GemmVariant::Vec4 { wg, rm });
             }
         }
-        v.push(GemmVariant::Block {
-            wg: 64,
-            rm: 4,
-            rn: 4,
-        });
-        v.push(GemmVariant::Block {
-            wg: 64,
-            rm: 8,
-            rn: 2,
-        });
         v
+    }
+
+    /// The packed layout of `b` the XNOR kernel of this variant reads.
+    pub fn b_layout(&self) -> BitLayout {
+        match self {
+            GemmVariant::Vec4 { .. } => BitLayout::WordMajor,
+            _ => BitLayout::RowMajor,
+        }
     }
 
     fn grid(&self, m: usize, n: usize) -> (u32, u32) {
         match *self {
-            GemmVariant::Block { wg, rm, rn } => (
-                n.div_ceil((wg * rn) as usize) as u32,
-                m.div_ceil(rm as usize) as u32,
-            ),
             GemmVariant::Tiled => (n.div_ceil(64) as u32, m.div_ceil(64) as u32),
             GemmVariant::Vec4 { wg, rm } => (
                 n.div_ceil(4 * wg as usize) as u32,
@@ -79,9 +70,6 @@ impl GemmVariant {
 
     fn constants(&self) -> Vec<(&'static str, f64)> {
         match *self {
-            GemmVariant::Block { wg, rm, rn } => {
-                vec![("WG", wg as f64), ("RM", rm as f64), ("RN", rn as f64)]
-            }
             GemmVariant::Tiled => vec![],
             GemmVariant::Vec4 { wg, .. } | GemmVariant::Nt4 { wg } => vec![("WG", wg as f64)],
         }
@@ -101,16 +89,6 @@ struct XnorParams {
     _pad: u32,
 }
 
-const XNOR_ROWS: Kernel = kernel!(
-    "gemm/xnor_gemm.wgsl",
-    "xnor_gemm_rows",
-    [Read, Read, Read, ReadWrite]
-);
-const XNOR_COLS: Kernel = kernel!(
-    "gemm/xnor_gemm.wgsl",
-    "xnor_gemm_cols",
-    [Read, Read, Read, ReadWrite]
-);
 const XNOR_VEC4: [Kernel; 3] = [
     kernel!(
         "gemm/xnor_gemm.wgsl",
@@ -126,23 +104,6 @@ const XNOR_VEC4: [Kernel; 3] = [
         "gemm/xnor_gemm.wgsl",
         "xnor_gemm_cols_r16",
         [Read, Read, Read, ReadWrite]
-    ),
-];
-const F32_VEC4: [Kernel; 3] = [
-    kernel!(
-        "gemm/f32_gemm.wgsl",
-        "f32_gemm_r4",
-        [Read, Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        "gemm/f32_gemm.wgsl",
-        "f32_gemm_r8",
-        [Read, Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        "gemm/f32_gemm.wgsl",
-        "f32_gemm_r16",
-        [Read, Read, Read, Read, ReadWrite]
     ),
 ];
 
@@ -163,7 +124,8 @@ const XNOR_TILED: Kernel = kernel!(
 
 /// XNOR-popcount GEMM: `c[m, n] = scale[n] * (k - 2 * popcount(a[m] xor b[n]))`,
 /// the dot product of two {-1, +1} vectors of length k.
-/// `a` must be row-major; `b` either layout (the tiled variant needs row-major `b`).
+/// `a` must be row-major; `b` row-major for the tiled variant, word-major for vec4
+/// (see [`GemmVariant::b_layout`]).
 pub fn xnor_gemm(
     gpu: &Gpu,
     a: &PackedBits,
@@ -195,8 +157,6 @@ pub fn xnor_gemm(
         (GemmVariant::Vec4 { .. }, BitLayout::RowMajor) => {
             panic!("xnor_gemm: the vec4 variant needs word-major b")
         }
-        (_, BitLayout::RowMajor) => &XNOR_ROWS,
-        (_, BitLayout::WordMajor) => &XNOR_COLS,
     };
     let c = Tensor::empty(gpu, &[m, n], DType::F32)?;
     let (gx, gy) = variant.grid(m, n);
@@ -344,11 +304,6 @@ struct F32Params {
     groups: u32,
 }
 
-const F32_BLOCK: Kernel = kernel!(
-    "gemm/f32_gemm.wgsl",
-    "f32_gemm_block",
-    [Read, Read, Read, Read, ReadWrite]
-);
 const F32_TILED: Kernel = kernel!(
     "gemm/f32_gemm.wgsl",
     "f32_gemm_tiled",
@@ -417,8 +372,7 @@ pub fn f32_gemm(
     }
     let (kernel, (gx, gy)) = match variant {
         GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
-        GemmVariant::Block { .. } => (&F32_BLOCK, variant.grid(m, n)),
-        GemmVariant::Vec4 { rm, .. } => (vec4_kernel(&F32_VEC4, rm), variant.grid(m, n)),
+        GemmVariant::Vec4 { .. } => panic!("f32_gemm has no vec4 variant: use nt4"),
         GemmVariant::Nt4 { .. } => unreachable!(),
     };
     let groups = gx as u64 * gy as u64;

@@ -142,7 +142,7 @@ pub fn time_candidates(
             let rows = pack_signs(gpu, &b, n, k, 1, BitLayout::RowMajor)?;
             let cols = pack_signs(gpu, &b, n, k, 1, BitLayout::WordMajor)?;
             for v in GemmVariant::candidates() {
-                let bp = if v == GemmVariant::Tiled {
+                let bp = if v.b_layout() == BitLayout::RowMajor {
                     &rows
                 } else {
                     &cols
@@ -179,10 +179,6 @@ pub fn f32_candidates() -> Vec<GemmVariant> {
         GemmVariant::Nt4 { wg: 64 },
         GemmVariant::Nt4 { wg: 32 },
         GemmVariant::Tiled,
-        GemmVariant::Vec4 { wg: 64, rm: 4 },
-        GemmVariant::Vec4 { wg: 64, rm: 8 },
-        GemmVariant::Vec4 { wg: 32, rm: 16 },
-        GemmVariant::Vec4 { wg: 64, rm: 16 },
     ]
 }
 
