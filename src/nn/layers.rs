@@ -78,6 +78,9 @@ impl Linear {
     ) -> Result<Linear, GpuError> {
         let w = kaiming_uniform(rng, inputs * outputs, inputs);
         let weight = store.add(gpu, &format!("{name}.weight"), kind, &[outputs, inputs], &w)?;
+        if binary {
+            store.mark_binary(weight);
+        }
         Ok(Linear {
             weight,
             binary,
@@ -127,6 +130,9 @@ impl Conv2d {
             &[outputs, inputs, k, k],
             &w,
         )?;
+        if binary {
+            store.mark_binary(weight);
+        }
         Ok(Conv2d {
             weight,
             binary,

@@ -29,6 +29,8 @@ pub struct Entry {
     pub name: String,
     pub kind: ParamKind,
     pub value: Tensor,
+    /// Whether the forward uses `sign` of this tensor (a binary layer's latent weights).
+    pub binary: bool,
 }
 
 /// Every tensor a model owns, in checkpoint order.
@@ -54,8 +56,22 @@ impl ParamStore {
             name: name.to_string(),
             kind,
             value: Tensor::from_f32(gpu, shape, data)?,
+            binary: false,
         });
         Ok(ParamId(self.entries.len() - 1))
+    }
+
+    /// Marks a tensor as a binary layer's latent weights.
+    pub fn mark_binary(&mut self, id: ParamId) {
+        self.entries[id.0].binary = true;
+    }
+
+    /// The binary layers' latent weights, in checkpoint order.
+    pub fn binary_weights(&self) -> Vec<ParamId> {
+        (0..self.entries.len())
+            .map(ParamId)
+            .filter(|p| self.entries[p.0].binary)
+            .collect()
     }
 
     pub fn get(&self, id: ParamId) -> &Tensor {

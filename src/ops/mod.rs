@@ -7,6 +7,7 @@ pub mod conv;
 pub mod conv_gemm;
 pub mod gemm;
 pub mod loss;
+pub mod metrics;
 pub mod norm;
 pub mod optim;
 pub mod pack;

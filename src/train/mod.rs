@@ -4,6 +4,7 @@
 pub mod config;
 pub mod files;
 mod resume;
+pub mod weight_metrics;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::Tensor;
+use weight_metrics::WeightMetrics;
 
 pub use config::{OnNan, TrainConfig};
 
@@ -301,8 +303,9 @@ pub fn train_with(
         }
         None => Box::new(Plain),
     };
+    let mut weights = WeightMetrics::new(&gpu, model.as_ref())?;
     let mut state = if resume {
-        resume::load(&gpu, cfg, model.as_mut(), &mut opt)?
+        resume::load(&gpu, cfg, model.as_mut(), &mut opt, &mut weights)?
     } else {
         files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
         RunState {
@@ -402,6 +405,7 @@ pub fn train_with(
             gpu.flush();
             state.step += 1;
             state.batch += 1;
+            weights.after_step(&gpu, model.as_ref())?;
             method.after_step(
                 &mut MethodCtx {
                     gpu: &gpu,
@@ -437,6 +441,7 @@ pub fn train_with(
                     cfg,
                     model.as_ref(),
                     &opt,
+                    &weights,
                     &state,
                     elapsed,
                     state.seconds_before + started.elapsed().as_secs_f64(),
@@ -480,7 +485,11 @@ pub fn train_with(
             gpu_bytes: gpu.pool().bytes_in_use(),
             gpu_bytes_allocated: gpu.pool().bytes_allocated(),
             skipped_batches: sums.skipped,
-            method: method.epoch_metrics(),
+            method: {
+                let mut m = weights.end_of_epoch(&gpu, model.as_ref())?;
+                m.extend(method.epoch_metrics());
+                m
+            },
         };
         eprintln!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | val acc {} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
@@ -528,6 +537,7 @@ pub fn train_with(
             cfg,
             model.as_ref(),
             &opt,
+            &weights,
             &state,
             0.0,
             state.seconds_before + started.elapsed().as_secs_f64(),

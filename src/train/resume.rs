@@ -9,6 +9,7 @@ use crate::nn::Model;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
+use super::weight_metrics::WeightMetrics;
 use super::{EpochMetrics, EpochSums, RunState, TrainConfig};
 
 const INTS: [&str; 9] = [
@@ -41,11 +42,13 @@ fn f64_meta(
 }
 
 /// Writes the resume state of a run at a step boundary (pending steps settled).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn save(
     gpu: &Gpu,
     cfg: &TrainConfig,
     model: &dyn Model,
     opt: &Optimizer,
+    weights: &WeightMetrics,
     state: &RunState,
     epoch_elapsed: f64,
     run_elapsed: f64,
@@ -82,11 +85,27 @@ pub(super) fn save(
         best_epoch as i64,
         state.best.is_some() as i64,
     ];
-    let ints: Vec<(String, Vec<usize>, Vec<i64>)> = INTS
+    let mut ints: Vec<(String, Vec<usize>, Vec<i64>)> = INTS
         .iter()
         .zip(values)
         .map(|(n, v)| (n.to_string(), vec![1], vec![v]))
         .collect();
+    // Weight metrics: signs at initialisation and this epoch's flip counts.
+    ints.push(("wm_steps".into(), vec![1], vec![weights.steps as i64]));
+    let flips = weights.flip_counts(gpu)?;
+    ints.push((
+        "wm_flips".into(),
+        vec![flips.len()],
+        flips.iter().map(|v| *v as i64).collect(),
+    ));
+    for (i, t) in weights.init.iter().enumerate() {
+        let words = t.to_u32(gpu)?;
+        ints.push((
+            format!("wm_init/{i}"),
+            vec![words.len()],
+            words.iter().map(|v| *v as i64).collect(),
+        ));
+    }
     let mut meta = BTreeMap::new();
     meta.insert("config".into(), cfg.to_toml());
     meta.insert("format".into(), "bitprop-resume-1".into());
@@ -111,12 +130,29 @@ pub(super) fn load(
     cfg: &TrainConfig,
     model: &mut dyn Model,
     opt: &mut Optimizer,
+    weights: &mut WeightMetrics,
 ) -> anyhow::Result<RunState> {
     let path = cfg.out.join("resume.safetensors");
     let mut ck = crate::checkpoint::load(&path)?;
     let mut ints = BTreeMap::new();
     for n in INTS {
         ints.insert(n, ck.take_i64(n, &[1])?[0]);
+    }
+    let wm_steps = ck.take_i64("wm_steps", &[1])?[0] as u64;
+    let n_flips = ck
+        .tensors
+        .get("wm_flips")
+        .map_or(0, |t| t.0.iter().product());
+    let flips: Vec<u32> = ck
+        .take_i64("wm_flips", &[n_flips])?
+        .iter()
+        .map(|v| *v as u32)
+        .collect();
+    let mut init = Vec::new();
+    for (i, t) in weights.init.iter().enumerate() {
+        let words = ck.take_i64(&format!("wm_init/{i}"), &[t.numel()])?;
+        let words: Vec<u32> = words.iter().map(|v| *v as u32).collect();
+        init.push(Tensor::from_u32(gpu, t.shape(), &words)?);
     }
     let store = model.store_mut();
     let mut expected: Vec<(String, Vec<usize>)> = store
@@ -158,6 +194,7 @@ pub(super) fn load(
         slot[*index] = t;
     }
     opt.step = ints["opt_step"] as u64;
+    weights.restore(gpu, model, init, &flips, wm_steps)?;
     let m = &ck.metadata;
     let history: Vec<EpochMetrics> = serde_json::from_str(
         m.get("history")
