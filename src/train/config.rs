@@ -165,7 +165,8 @@ impl TrainConfig {
             return bad(
                 "model",
                 format!(
-                    "unknown model '{}': expected one of {}",
+                    // Debug quoting keeps a name with a newline on one line.
+                    "unknown model {:?}: expected one of {}",
                     self.model,
                     crate::nn::MODEL_NAMES.join(", ")
                 ),
@@ -288,6 +289,16 @@ mod tests {
             assert!(e.starts_with("config file c.toml: line "), "{e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn unknown_model_name_stays_on_one_line() {
+        let c = TrainConfig::from_toml_str("model = \"a\\nb\"", Path::new("c.toml")).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains(r#"unknown model "a\nb""#) && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]
