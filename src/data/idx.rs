@@ -325,6 +325,20 @@ mod tests {
     }
 
     #[test]
+    fn bytes_and_file_entry_points_agree() {
+        let raw = labels_file(&[9, 0, 2]);
+        let p = temp_file("labels-for-bytes", &raw);
+        assert_eq!(read_idx_bytes(&raw, 1).unwrap(), read_idx(&p, 1).unwrap());
+        let err = read_idx_bytes(&raw[..raw.len() - 1], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("<memory>: truncated IDX data: expected 3 bytes, found 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn one_byte_file_is_a_truncated_header() {
         let p = temp_file("one-byte", &[0x1f]);
         let err = read_idx(&p, 1).unwrap_err().to_string();
