@@ -25,25 +25,27 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors, View};
 /// where one is at fault, the tensor.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// A file-system operation failed.
-    #[error("{}: {op}: {source}", path.display())]
+    /// A file-system operation failed. (Here and below, the underlying
+    /// error is part of the message and deliberately not a `source()`, so
+    /// that printing the error chain does not repeat it.)
+    #[error("{}: {op}: {error}", path.display())]
     Io {
         path: PathBuf,
         op: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is not a well-formed safetensors file (bad or truncated
     /// header, offsets that do not cover the data, ...).
-    #[error("{}: not a valid safetensors file: {source}", path.display())]
+    #[error("{}: not a valid safetensors file: {error}", path.display())]
     Format {
         path: PathBuf,
-        source: SafeTensorError,
+        error: SafeTensorError,
     },
     /// Serializing the header failed.
-    #[error("{}: cannot serialize checkpoint: {source}", path.display())]
+    #[error("{}: cannot serialize checkpoint: {error}", path.display())]
     Serialize {
         path: PathBuf,
-        source: SafeTensorError,
+        error: SafeTensorError,
     },
     /// A tensor to save has a different number of values than its shape says.
     #[error(
@@ -315,9 +317,9 @@ fn write_prepared(
         Some(metadata.into_iter().collect::<HashMap<_, _>>())
     };
     let bytes = safetensors::serialize(prepared.iter().map(|(n, p)| (n.as_str(), p)), info)
-        .map_err(|source| CheckpointError::Serialize {
+        .map_err(|error| CheckpointError::Serialize {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     write_atomically(path, &bytes)
 }
@@ -332,11 +334,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let io_err = |p: &Path, op: &'static str| {
         let p = p.to_path_buf();
-        move |source| CheckpointError::Io {
-            path: p,
-            op,
-            source,
-        }
+        move |error| CheckpointError::Io { path: p, op, error }
     };
     let tmp = temp_path(path);
     let result = (|| {
@@ -376,17 +374,26 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 /// and its offsets must cover the data exactly, so a truncated file is an
 /// error naming the file.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
         path: path.to_path_buf(),
         op: "cannot read",
-        source,
+        error,
     })?;
-    let format_err = |source| CheckpointError::Format {
+    load_bytes(path, &bytes)
+}
+
+/// Parses the safetensors `bytes` of a checkpoint; `path` is what errors
+/// name and what [`Checkpoint::path`] holds. The parser behind [`load`], and
+/// the entry point the fuzz target drives. Every allocation is bounded by
+/// `bytes.len()`: safetensors checks the header length and the offsets
+/// against the buffer before anything is copied.
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    let format_err = |error| CheckpointError::Format {
         path: path.to_path_buf(),
-        source,
+        error,
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(format_err)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(format_err)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_err)?;
+    let st = SafeTensors::deserialize(bytes).map_err(format_err)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.iter() {
         let raw = view.data();

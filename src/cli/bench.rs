@@ -62,6 +62,13 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
             );
             anyhow::ensure!(args.reps > 0, "--reps must be positive");
             let gpu = Gpu::new(&cli.device_options()?)?;
+            // Checked before any host or device allocation: the shapes come
+            // straight from the command line and their products may overflow.
+            let (m, n, k) = (args.m, args.n, args.k);
+            let flags = format!("--m {m} --n {n} --k {k}");
+            check_fits(&gpu, &flags, "A", &[m, k])?;
+            check_fits(&gpu, &flags, "B", &[n, k])?;
+            check_fits(&gpu, &flags, "the output C", &[m, n])?;
             let result = crate::bench::gemm::run(&gpu, args.m, args.n, args.k, args.reps)?;
             eprint!("{}", result.report());
             if args.json {
@@ -75,6 +82,15 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                 "--batch and --steps must be positive"
             );
             let gpu = Gpu::new(&cli.device_options()?)?;
+            // The synthetic input batch, the first thing allocated (host and
+            // device); every bitprop model takes 1-channel Fashion-MNIST images.
+            let (rows, cols) = crate::data::IMAGE_SIZE;
+            check_fits(
+                &gpu,
+                &format!("--batch {}", args.batch),
+                "the input batch",
+                &[args.batch, 1, rows, cols],
+            )?;
             if args.compare_f32 {
                 let result = crate::bench::train::compare_f32(
                     &gpu,
@@ -102,5 +118,22 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Fails, naming the flags, the tensor, its shape and the adapter's limit,
+/// when an f32 tensor of `shape` cannot be one storage buffer on `gpu`.
+fn check_fits(gpu: &Gpu, flags: &str, what: &str, shape: &[usize]) -> anyhow::Result<()> {
+    let limit = gpu.max_binding_bytes();
+    let bytes = shape
+        .iter()
+        .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64));
+    match bytes {
+        Some(b) if b <= limit => Ok(()),
+        _ => anyhow::bail!(
+            "{flags}: {what} of shape {shape:?} (f32) needs {} bytes, more than adapter '{}' allows in one storage buffer ({limit} bytes)",
+            bytes.map_or_else(|| "over 2^64".to_string(), |b| b.to_string()),
+            gpu.info.name
+        ),
     }
 }

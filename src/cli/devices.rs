@@ -12,9 +12,16 @@ pub struct DevicesArgs {
 
 pub fn run(cli: &Cli, args: &DevicesArgs) -> anyhow::Result<()> {
     let options = cli.device_options()?;
-    let adapters: Vec<AdapterDescription> = list_adapters(options.backend)
+    let all: Vec<AdapterDescription> = list_adapters(options.backend)
         .iter()
         .map(AdapterDescription::of)
+        .collect();
+    let seen: Vec<String> = all
+        .iter()
+        .map(|a| format!("{} ({})", a.name, a.backend))
+        .collect();
+    let adapters: Vec<AdapterDescription> = all
+        .into_iter()
         .filter(|a| {
             options
                 .adapter
@@ -26,7 +33,7 @@ pub fn run(cli: &Cli, args: &DevicesArgs) -> anyhow::Result<()> {
         return Err(GpuError::NoAdapter {
             backend: options.backend.name().to_string(),
             adapter: options.adapter.clone(),
-            seen: vec![],
+            seen,
         }
         .into());
     }

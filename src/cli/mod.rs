@@ -52,6 +52,24 @@ pub enum Command {
 impl Cli {
     pub fn device_options(&self) -> anyhow::Result<DeviceOptions> {
         let backend: BackendChoice = self.backend.parse()?;
+        // Say so up front rather than "no adapter found" plus driver advice
+        // that cannot help: these APIs do not exist on this platform.
+        let missing_api = match backend {
+            BackendChoice::Metal => !cfg!(target_vendor = "apple"),
+            BackendChoice::Dx12 => !cfg!(windows),
+            _ => false,
+        };
+        anyhow::ensure!(
+            !missing_api,
+            "--backend {}: {} is not available on {} (use auto, vulkan or gl)",
+            backend.name(),
+            if backend == BackendChoice::Metal {
+                "Metal (macOS and iOS only)"
+            } else {
+                "DirectX 12 (Windows only)"
+            },
+            std::env::consts::OS
+        );
         Ok(DeviceOptions {
             backend,
             adapter: self.adapter.clone().filter(|s| !s.is_empty()),

@@ -8,6 +8,8 @@ use crate::optim::{DecayScope, OptimizerKind, Schedule};
 use crate::train::TrainConfig;
 
 /// Flags of `bitprop train`; each overrides the same key of `--config`.
+/// Numeric flags accept a leading `-` so that `--lr -1` is reported as a bad
+/// value of `--lr`, not as an unknown flag `-1`.
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
     /// A flat TOML file whose keys are these flags' long names with `_` for `-`.
@@ -17,19 +19,19 @@ pub struct TrainArgs {
     #[arg(long)]
     model: Option<String>,
     /// Epochs to train [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     epochs: Option<usize>,
     /// Training batch size [default: 256].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     batch: Option<usize>,
     /// adam (L2 weight decay), adamw (decoupled) or sgd (momentum) [default: adam].
     #[arg(long)]
     optimizer: Option<OptimizerKind>,
     /// Initial learning rate [default: 0.001].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Weight decay [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Where weight decay applies: all, or kernels (conv/linear kernels only) [default: all].
     #[arg(long)]
@@ -38,13 +40,13 @@ pub struct TrainArgs {
     #[arg(long)]
     schedule: Option<Schedule>,
     /// SGD momentum [default: 0.9].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
     /// Nesterov momentum for SGD.
     #[arg(long)]
     nesterov: bool,
     /// Seed of weight init and shuffling [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Output directory for metrics.jsonl, checkpoints, summary.json, curves.png [default: runs/latest].
     #[arg(long)]
@@ -53,21 +55,21 @@ pub struct TrainArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Train on the first N training images only.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     limit_train: Option<usize>,
     /// Hold out the last N training images for validation (0: none; default 5000, or a
     /// tenth of the training images when fewer than 50,000 are used).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     val: Option<usize>,
     /// Batch size for evaluation passes [default: 1000].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     eval_batch: Option<usize>,
     /// What a non-finite loss or gradient does: stop (naming epoch, step and
     /// tensor; the update is skipped and the last checkpoints stay) or skip-batch [default: stop].
     #[arg(long)]
     on_nan: Option<crate::train::OnNan>,
     /// Also write resume state every STEPS steps within an epoch [default: 0, epoch ends only].
-    #[arg(long, value_name = "STEPS")]
+    #[arg(long, allow_negative_numbers = true, value_parser = count, value_name = "STEPS")]
     checkpoint_every: Option<usize>,
     /// Continue the killed run in DIR from DIR/resume.safetensors, with DIR/config.toml
     /// (other flags are ignored).
@@ -77,29 +79,42 @@ pub struct TrainArgs {
     #[arg(long)]
     sampling: Option<crate::methods::psample::Sampling>,
     /// Steps per sampling period [default: 0, one epoch].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     sample_period: Option<usize>,
     /// Steps between samples [default: 0, a tenth of the period].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     sample_every: Option<usize>,
     /// PWALKS averages the last K samples [default: 5].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     pwalks_k: Option<usize>,
     /// PSWM extrapolation factor mu [default: 0.5].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pswm_mu: Option<f64>,
     /// First epoch of sampling [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     sampling_start: Option<usize>,
     /// Last epoch of sampling [default: 0, the last].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     sampling_stop: Option<usize>,
     /// Training batches that re-estimate batch-norm statistics after each replacement [default: 20].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
     bn_reestimate_batches: Option<usize>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// Parses a count flag, saying what is expected in words (clap's default
+/// for `usize` says "invalid digit found in string" for `-1`).
+fn count(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    t.parse().map_err(|_| {
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            format!("{t} is too large (at most {})", usize::MAX)
+        } else {
+            format!("expected an integer >= 0, got '{s}'")
+        }
+    })
 }
 
 impl TrainArgs {

@@ -71,23 +71,44 @@ pub struct IdxArray {
 /// [`MAX_IDX_BYTES`], truncated header or body, corrupt or truncated gzip
 /// stream, trailing data.
 pub fn read_idx(path: &Path, ndim: u8) -> Result<IdxArray, DataError> {
-    let io_err = |source: io::Error| DataError::Io {
+    let io_err = |error: io::Error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
-    let mut file = File::open(path).map_err(io_err)?;
+    let file = File::open(path).map_err(io_err)?;
     let file_len = file.metadata().map_err(io_err)?.len();
+    read_idx_from(path, file, file_len, ndim)
+}
 
+/// [`read_idx`] on bytes already in memory (raw or gzip-compressed IDX);
+/// errors name the file as `<memory>`. The same parser as for files: this is
+/// the entry point the fuzz target drives.
+pub fn read_idx_bytes(bytes: &[u8], ndim: u8) -> Result<IdxArray, DataError> {
+    read_idx_from(Path::new("<memory>"), bytes, bytes.len() as u64, ndim)
+}
+
+/// The parser behind [`read_idx`] and [`read_idx_bytes`]: `input` holds
+/// `input_len` bytes; `path` is what errors name.
+fn read_idx_from<R: Read>(
+    path: &Path,
+    mut input: R,
+    input_len: u64,
+    ndim: u8,
+) -> Result<IdxArray, DataError> {
+    let io_err = |error: io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
     let mut first = [0u8; 2];
-    let got = read_up_to(&mut file, &mut first).map_err(io_err)?;
+    let got = read_up_to(&mut input, &mut first).map_err(io_err)?;
     let prefix = io::Cursor::new(first[..got].to_vec());
-    let reader = BufReader::new(prefix.chain(file));
+    let reader = BufReader::new(prefix.chain(input));
 
     if got == 2 && first == GZIP_MAGIC {
         let mut decoder = flate2::bufread::GzDecoder::new(reader);
         let array = read_body(path, &mut decoder, ndim, None)?;
         // The member is finished (read_body saw its end); anything left in the
-        // file after it is trailing garbage.
+        // input after it is trailing garbage.
         let mut rest = decoder.into_inner();
         let left = rest.fill_buf().map_err(io_err)?;
         if !left.is_empty() {
@@ -100,7 +121,7 @@ pub fn read_idx(path: &Path, ndim: u8) -> Result<IdxArray, DataError> {
         Ok(array)
     } else {
         let mut reader = reader;
-        read_body(path, &mut reader, ndim, Some(file_len))
+        read_body(path, &mut reader, ndim, Some(input_len))
     }
 }
 
@@ -114,16 +135,16 @@ fn read_body<R: Read>(
     raw_len: Option<u64>,
 ) -> Result<IdxArray, DataError> {
     let gz = raw_len.is_none();
-    let stream_err = |source: io::Error| -> DataError {
+    let stream_err = |error: io::Error| -> DataError {
         if gz {
             DataError::Gzip {
                 path: path.to_path_buf(),
-                source,
+                error,
             }
         } else {
             DataError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             }
         }
     };
@@ -301,6 +322,20 @@ mod tests {
         assert_eq!(a.dims, vec![5]);
         assert_eq!(a.data, vec![3, 1, 4, 1, 5]);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bytes_and_file_entry_points_agree() {
+        let raw = labels_file(&[9, 0, 2]);
+        let p = temp_file("labels-for-bytes", &raw);
+        assert_eq!(read_idx_bytes(&raw, 1).unwrap(), read_idx(&p, 1).unwrap());
+        let err = read_idx_bytes(&raw[..raw.len() - 1], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("<memory>: truncated IDX data: expected 3 bytes, found 2"),
+            "{err}"
+        );
     }
 
     #[test]

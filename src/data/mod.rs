@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use batch::{Batch, Batches, scale_pixel};
-pub use idx::{IdxArray, read_idx};
+pub use idx::{IdxArray, read_idx, read_idx_bytes};
 pub use rng::{SplitMix64, shuffled_order};
 
 /// Where Debian's `dataset-fashion-mnist` package installs the data set
@@ -22,16 +22,25 @@ pub const DEFAULT_FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// Number of classes in (Fashion-)MNIST; labels must be below it.
 pub const NUM_CLASSES: u8 = 10;
 
+/// Image size `(rows, cols)` of (Fashion-)MNIST, the input every bitprop
+/// model takes.
+pub const IMAGE_SIZE: (usize, usize) = (28, 28);
+
 /// Errors from reading and preparing data. Messages name the file and the
 /// field or shape at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file could not be opened or read.
-    #[error("{}: cannot read: {source}", path.display())]
+    /// The file could not be opened or read. (The I/O error is part of the
+    /// message and deliberately not a `source()`, so that printing the error
+    /// chain does not repeat it.)
+    #[error("{}: cannot read: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// The data directory does not exist or is not a directory.
+    #[error("{}: data directory does not exist or is not a directory", dir.display())]
+    NoDirectory { dir: PathBuf },
     /// None of the accepted names of a data file exists in the directory.
     #[error("{}: no {} (tried {})", dir.display(), what, tried.join(", "))]
     MissingFile {
@@ -40,10 +49,10 @@ pub enum DataError {
         tried: Vec<String>,
     },
     /// The gzip stream is cut short, corrupt, or fails its CRC check.
-    #[error("{}: gzip stream is truncated or corrupt: {source}", path.display())]
+    #[error("{}: gzip stream is truncated or corrupt: {error}", path.display())]
     Gzip {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The magic number is not that of a u8 IDX file.
     #[error(
@@ -116,6 +125,17 @@ pub enum DataError {
         index: usize,
         value: u8,
         classes: u8,
+    },
+    /// The images are not of the size the data set (and every model) has.
+    #[error(
+        "{}: images are {}x{}, expected {}x{} ({})",
+        path.display(), found.0, found.1, expected.0, expected.1, data_set
+    )]
+    ImageSize {
+        path: PathBuf,
+        found: (usize, usize),
+        expected: (usize, usize),
+        data_set: &'static str,
     },
     /// Training and test images have different sizes.
     #[error(
@@ -256,6 +276,11 @@ pub fn default_val_count(n_train: usize) -> usize {
 /// Finds `base.gz` or `base` in `dir` (uncompressed first, as a user who
 /// unpacked the files presumably wants those read).
 fn find_file(dir: &Path, base: &str, what: &'static str) -> Result<PathBuf, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::NoDirectory {
+            dir: dir.to_path_buf(),
+        });
+    }
     let gz = format!("{base}.gz");
     for name in [base, gz.as_str()] {
         let p = dir.join(name);
@@ -309,7 +334,8 @@ pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, Data
 /// Loads Fashion-MNIST (or MNIST, same file names) from `dir`: returns
 /// (train, test) from `train-{images-idx3,labels-idx1}-ubyte` and
 /// `t10k-{images-idx3,labels-idx1}-ubyte`, each raw or with `.gz`.
-/// Train and test images must have the same size.
+/// Images must be [`IMAGE_SIZE`] (28x28), the size the models take; other
+/// IDX data sets can be read with [`load_pair`].
 pub fn load_fashion_mnist(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
     let train_images = find_file(dir, "train-images-idx3-ubyte", "training images")?;
     let train_labels = find_file(dir, "train-labels-idx1-ubyte", "training labels")?;
@@ -323,6 +349,14 @@ pub fn load_fashion_mnist(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
             test: test_images,
             train_shape: (train.rows, train.cols),
             test_shape: (test.rows, test.cols),
+        });
+    }
+    if (train.rows, train.cols) != IMAGE_SIZE {
+        return Err(DataError::ImageSize {
+            path: train_images,
+            found: (train.rows, train.cols),
+            expected: IMAGE_SIZE,
+            data_set: "Fashion-MNIST",
         });
     }
     Ok((train, test))

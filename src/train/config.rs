@@ -107,16 +107,24 @@ impl Default for TrainConfig {
     }
 }
 
+/// Errors from reading and checking a configuration; each names the file,
+/// and the line and field where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read. (The I/O error is part of the message and
+    /// deliberately not a `source()`, so the error chain does not repeat it.)
+    #[error("cannot read config file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong
+    /// type; `message` gives the line and the field.
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config field '{field}': {message}")]
+    /// A value no run can use; `field` is the TOML key (the flag is the same
+    /// name with `-`).
+    #[error("config field '{field}' (--{}): {message}", field.replace('_', "-"))]
     Invalid {
         field: &'static str,
         message: String,
@@ -125,14 +133,23 @@ pub enum ConfigError {
 
 impl TrainConfig {
     /// Reads a flat TOML file over the defaults; unknown keys are errors.
+    /// Does not [`validate`](Self::validate).
     pub fn from_toml_file(path: &Path) -> Result<TrainConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        TrainConfig::from_toml_str(&text, path)
+    }
+
+    /// Parses flat TOML `text` over the defaults; unknown keys are errors,
+    /// and `origin` is the file errors name. The parser behind
+    /// [`from_toml_file`](Self::from_toml_file), and the entry point the fuzz
+    /// target drives. Does not [`validate`](Self::validate).
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<TrainConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: describe_toml_error(text, &e),
         })
     }
 
@@ -148,20 +165,21 @@ impl TrainConfig {
             return bad(
                 "model",
                 format!(
-                    "unknown model '{}': expected one of {}",
+                    // Debug quoting keeps a name with a newline on one line.
+                    "unknown model {:?}: expected one of {}",
                     self.model,
                     crate::nn::MODEL_NAMES.join(", ")
                 ),
             );
         }
         if self.epochs == 0 {
-            return bad("epochs", "must be at least 1".into());
+            return bad("epochs", "must be at least 1, got 0".into());
         }
         if self.batch == 0 {
-            return bad("batch", "must be at least 1".into());
+            return bad("batch", "must be at least 1, got 0".into());
         }
         if self.eval_batch == 0 {
-            return bad("eval_batch", "must be at least 1".into());
+            return bad("eval_batch", "must be at least 1, got 0".into());
         }
         if !self.lr.is_finite() || self.lr < 0.0 {
             return bad(
@@ -182,14 +200,116 @@ impl TrainConfig {
             );
         }
         if self.pwalks_k == 0 {
-            return bad("pwalks_k", "must be at least 1".into());
+            return bad("pwalks_k", "must be at least 1, got 0".into());
         }
         if !self.pswm_mu.is_finite() {
             return bad("pswm_mu", format!("must be finite, got {}", self.pswm_mu));
         }
         if self.sampling_start == 0 {
-            return bad("sampling_start", "epochs count from 1".into());
+            return bad("sampling_start", "epochs count from 1, got 0".into());
         }
         Ok(())
+    }
+}
+
+/// One line for a TOML error: the line number, the field (the key on that
+/// line, when the message does not already name it) and what is wrong, with
+/// Rust type names said in words (`-1` for a count reads "expected an
+/// integer >= 0", not "expected usize").
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e
+        .message()
+        .trim()
+        .replace("expected usize", "expected an integer >= 0")
+        .replace("expected u64", "expected an integer >= 0")
+        .replace("expected f64", "expected a number")
+        .replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    // Byte positions: the span need not fall on a char boundary of `text`.
+    let bytes = text.as_bytes();
+    let start = span.start.min(bytes.len());
+    let line_start = bytes[..start]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line_end = bytes[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| start + i);
+    let line_no = bytes[..line_start].iter().filter(|&&b| b == b'\n').count() + 1;
+    let line = String::from_utf8_lossy(&bytes[line_start..line_end]);
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    });
+    match key {
+        Some(k) if !message.contains(&format!("`{k}`")) => {
+            format!("line {line_no}, field `{k}`: {message}")
+        }
+        _ => format!("line {line_no}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> String {
+        TrainConfig::from_toml_str(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn toml_errors_name_line_and_field_on_one_line() {
+        let e = parse_err("epochs = 3\nbatch = -1\n");
+        assert_eq!(
+            e,
+            "config file c.toml: line 2, field `batch`: invalid value: integer `-1`, expected an integer >= 0"
+        );
+        let e = parse_err("bogus = 1");
+        assert!(
+            e.starts_with("config file c.toml: line 1: unknown field `bogus`, expected one of"),
+            "{e}"
+        );
+        let e = parse_err("lr = \"fast\"");
+        assert!(e.contains("line 1, field `lr`:"), "{e}");
+        // Syntax errors, multi-byte text and a span at the very end stay one line.
+        for text in [
+            "epochs = ",
+            "é = 1",
+            "model = \"bmlp",
+            "[table]\nx = 1",
+            "\u{1F600}",
+        ] {
+            let e = parse_err(text);
+            assert!(e.starts_with("config file c.toml: line "), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_model_name_stays_on_one_line() {
+        let c = TrainConfig::from_toml_str("model = \"a\\nb\"", Path::new("c.toml")).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains(r#"unknown model "a\nb""#) && !e.contains('\n'),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_field_and_flag() {
+        let c = TrainConfig {
+            eval_batch: 0,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "config field 'eval_batch' (--eval-batch): must be at least 1, got 0"
+        );
     }
 }
