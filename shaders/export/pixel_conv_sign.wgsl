@@ -1,16 +1,21 @@
-// First convolution of a packed model, in integers, fused with its folded
-// batch norm + sign: the pixels as 2p - 255 convolved with i32 weights
-// (zero padding), then a per-channel threshold.
+// First convolution of a packed model, in exact integers, fused with its
+// folded batch norm + sign: the pixels as 2p - 255 convolved with i32
+// weights (zero padding), then a per-channel 64-bit threshold.
 //
 // x:    f32 [N, C, H, W] (read): 2p - 255 for pixel bytes p (exact integers).
-// wq:   u32 [O, C, KH, KW] (read): the i32 weights' bit patterns.
-// thr:  u32 [O] (read): the i32 thresholds' bit patterns.
+// wq:   u32 [O, C, KH, KW] (read): the i32 weights' bit patterns, |wq| <= 2^30.
+// thr:  u32 [2 O] (read): threshold o as the pair (thr[2o] = hi as i32 bits,
+//       thr[2o + 1] = lo), t = hi * 2^15 + lo with 0 <= lo < 2^15.
 // flip: u32 [O] (read): 0 or 1.
-// y:    f32 [N, O, OH, OW], written: +1 where s >= thr[o] (s <= thr[o] when
+// y:    f32 [N, O, OH, OW], written: +1 where s >= t[o] (s <= t[o] when
 //       flip[o] == 1), else -1, with
-//       s = sum over c, ky, kx inside the image of (2p - 255) * wq[o, c, ky, kx]
-//       in i32. The exporter bounds 255 * sum |wq[o]| by 2^30, so s never
-//       overflows and its value does not depend on the summation order.
+//       s = sum over c, ky, kx inside the image of (2p - 255) * wq[o, c, ky, kx].
+// s needs up to 46 bits and WGSL has no i64, so it is kept exactly as
+// hi * 2^15 + lo with 0 <= lo < 2^15: each weight splits the same way
+// (q >> 15, q & 0x7fff), the two products (below 2^23) add into hi and lo,
+// and lo's carry moves into hi after every term. The exporter bounds
+// 255 * sum |wq[o]| by 2^45, so |hi| <= 2^30 throughout: no overflow, and
+// the result does not depend on the summation order.
 // One invocation per output element.
 
 struct Params {
@@ -51,7 +56,8 @@ fn pixel_conv_sign(
     let oy = (idx / p.ow) % p.oh;
     let o = (idx / (p.ow * p.oh)) % p.o;
     let n = idx / (p.ow * p.oh * p.o);
-    var s = 0i;
+    var hi = 0i;
+    var lo = 0i;
     for (var c = 0u; c < p.c; c++) {
         for (var ky = 0u; ky < p.kh; ky++) {
             let iy = i32(oy * p.stride + ky) - i32(p.pad);
@@ -65,11 +71,17 @@ fn pixel_conv_sign(
                 }
                 let a = i32(x[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)]);
                 let q = bitcast<i32>(wq[((o * p.c + c) * p.kh + ky) * p.kw + kx]);
-                s += a * q;
+                hi += a * (q >> 15u);
+                lo += a * (q & 0x7fff);
+                hi += lo >> 15u;
+                lo = lo & 0x7fff;
             }
         }
     }
-    let t = bitcast<i32>(thr[o]);
-    let on = select(s >= t, s <= t, flip[o] != 0u);
+    let th = bitcast<i32>(thr[2u * o]);
+    let tl = i32(thr[2u * o + 1u]);
+    let ge = hi > th || (hi == th && lo >= tl);
+    let le = hi < th || (hi == th && lo <= tl);
+    let on = select(ge, le, flip[o] != 0u);
     y[idx] = select(-1.0, 1.0, on);
 }

@@ -1,5 +1,5 @@
 //! The CPU runtime of a packed model: integer arithmetic end to end (u64
-//! XNOR-popcount with the CPU's vector popcount where it has one, i32 sums
+//! XNOR-popcount with the CPU's vector popcount where it has one, i32/i64 sums
 //! for the pixel layers), then the logits in f32. Images run in parallel on
 //! `std::thread::scope` threads.
 
@@ -30,7 +30,7 @@ enum Prepared {
     },
     MaxPool2,
     Threshold {
-        t: Vec<i32>,
+        t: Vec<i64>,
         flip: Vec<bool>,
     },
     Flatten,
@@ -42,7 +42,7 @@ enum Act {
     /// `2p - 255` as `[C, H, W]`.
     Pixels(Vec<i32>, [usize; 3]),
     /// Integers `[C, H, W]`, or a vector `[K]` when the flag is set.
-    Int(Vec<i32>, [usize; 3], bool),
+    Int(Vec<i64>, [usize; 3], bool),
     /// Bits of `[C, H, W]` packed along channels: pixel p's channels in
     /// words `p * words64(C) ..`.
     BitsChw(Vec<u64>, [usize; 3]),
@@ -124,7 +124,9 @@ impl CpuModel {
                     }
                 }
                 Layer::MaxPool2 => Prepared::MaxPool2,
-                Layer::Threshold { threshold, flip } => Prepared::Threshold {
+                Layer::Threshold {
+                    threshold, flip, ..
+                } => Prepared::Threshold {
                     t: threshold.clone(),
                     flip: flip.clone(),
                 },
@@ -202,13 +204,13 @@ fn step(layer: &Prepared, act: Act) -> Act {
     match (layer, act) {
         (Prepared::PixelDense { inputs, w }, Act::Pixels(a, _)) => {
             let a: Vec<i16> = a.iter().map(|&v| v as i16).collect();
-            let s: Vec<i32> = w
+            let s: Vec<i64> = w
                 .chunks(*inputs)
                 .map(|row| {
                     row.iter()
                         .zip(&a)
                         .map(|(&x, &y)| (x as i32) * (y as i32))
-                        .sum()
+                        .sum::<i32>() as i64
                 })
                 .collect();
             let k = s.len();
@@ -217,11 +219,11 @@ fn step(layer: &Prepared, act: Act) -> Act {
         (Prepared::PixelConv { shape, w }, Act::Pixels(a, [_, h, wd])) => {
             let (oh, ow) = shape.out_hw(h, wd).expect("validated geometry");
             let taps = shape.taps();
-            let mut out = vec![0i32; shape.out * oh * ow];
+            let mut out = vec![0i64; shape.out * oh * ow];
             for o in 0..shape.out {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let mut s = 0i32;
+                        let mut s = 0i64;
                         for c in 0..shape.in_c {
                             for ky in 0..shape.kh {
                                 let iy = (oy * shape.stride + ky) as isize - shape.pad as isize;
@@ -235,7 +237,7 @@ fn step(layer: &Prepared, act: Act) -> Act {
                                     }
                                     let x = a[(c * h + iy as usize) * wd + ix as usize];
                                     let q = w[(o * shape.in_c + c) * taps + ky * shape.kw + kx];
-                                    s += x * q;
+                                    s += x as i64 * q as i64;
                                 }
                             }
                         }
@@ -247,9 +249,9 @@ fn step(layer: &Prepared, act: Act) -> Act {
         }
         (Prepared::BinaryDense { inputs, w }, Act::BitsFlat(x, _)) => {
             let kw = words64(*inputs);
-            let s: Vec<i32> = w
+            let s: Vec<i64> = w
                 .chunks(kw)
-                .map(|row| *inputs as i32 - 2 * popcount_xor(&x, row) as i32)
+                .map(|row| *inputs as i64 - 2 * popcount_xor(&x, row) as i64)
                 .collect();
             let k = s.len();
             Act::Int(s, [k, 1, 1], true)
@@ -258,7 +260,7 @@ fn step(layer: &Prepared, act: Act) -> Act {
             let (oh, ow) = shape.out_hw(h, wd).expect("validated geometry");
             let (taps, cw) = (shape.taps(), words64(c));
             let row = taps * cw;
-            let mut out = vec![0i32; shape.out * oh * ow];
+            let mut out = vec![0i64; shape.out * oh * ow];
             let mut patch = vec![0u64; row];
             let mut padded = Vec::with_capacity(taps);
             for oy in 0..oh {
@@ -279,13 +281,13 @@ fn step(layer: &Prepared, act: Act) -> Act {
                             }
                         }
                     }
-                    let valid = (taps - padded.len()) as i32 * c as i32;
+                    let valid = (taps - padded.len()) as i64 * c as i64;
                     for o in 0..shape.out {
                         let mut pop = popcount_xor(&patch, &w[o * row..(o + 1) * row]);
                         for &t in &padded {
                             pop -= pop_w[o * taps + t];
                         }
-                        out[(o * oh + oy) * ow + ox] = valid - 2 * pop as i32;
+                        out[(o * oh + oy) * ow + ox] = valid - 2 * pop as i64;
                     }
                 }
             }
@@ -293,7 +295,7 @@ fn step(layer: &Prepared, act: Act) -> Act {
         }
         (Prepared::MaxPool2, Act::Int(x, [c, h, w], false)) => {
             let (ho, wo) = (h / 2, w / 2);
-            let mut out = vec![0i32; c * ho * wo];
+            let mut out = vec![0i64; c * ho * wo];
             for ch in 0..c {
                 for i in 0..ho {
                     for j in 0..wo {
@@ -308,7 +310,7 @@ fn step(layer: &Prepared, act: Act) -> Act {
             Act::Int(out, [c, ho, wo], false)
         }
         (Prepared::Threshold { t, flip }, Act::Int(x, [c, h, w], vector)) => {
-            let bit = |ch: usize, s: i32| {
+            let bit = |ch: usize, s: i64| {
                 if flip[ch] { s <= t[ch] } else { s >= t[ch] }
             };
             if vector {

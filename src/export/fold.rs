@@ -23,8 +23,8 @@
 use std::collections::BTreeMap;
 
 use super::format::{
-    BpmModel, ConvShape, Layer, LayerSpec, LogitParams, PIXEL_CONV_LIMIT, Value, bn_eval_f32,
-    words64,
+    BpmModel, ConvShape, Layer, LayerSpec, LogitParams, PIXEL_CONV_LIMIT, PIXEL_CONV_MAX_WEIGHT,
+    Value, bn_eval_f32, words64,
 };
 use super::plan::Description;
 use crate::ops::norm::BN_EPS;
@@ -152,7 +152,9 @@ pub fn pack_conv(w: &[f32], s: &ConvShape) -> Vec<u64> {
 }
 
 /// Integer weights `q = round(w * 2^shift)` per output channel, with the
-/// largest shift (at most 62) that keeps `255 * sum |q| <= 2^30`.
+/// largest shift (at most 62) that keeps every `|q| <= 2^30` and
+/// `255 * sum |q| <= 2^45`: the weights keep 31 bits relative to the
+/// channel's largest, more than an f32 product carries.
 /// Returns `(q, shift per channel)`.
 pub fn quantize_rows(w: &[f32], rows: usize) -> (Vec<i32>, Vec<u32>) {
     let k = w.len() / rows;
@@ -161,8 +163,12 @@ pub fn quantize_rows(w: &[f32], rows: usize) -> (Vec<i32>, Vec<u32>) {
     for r in w.chunks(k) {
         let fits = |shift: u32| -> bool {
             let scale = (shift as f64).exp2();
-            let sum: f64 = r.iter().map(|v| (*v as f64 * scale).round().abs()).sum();
-            255.0 * sum <= PIXEL_CONV_LIMIT as f64
+            let q: Vec<f64> = r
+                .iter()
+                .map(|v| (*v as f64 * scale).round().abs())
+                .collect();
+            q.iter().all(|&v| v <= PIXEL_CONV_MAX_WEIGHT as f64)
+                && 255.0 * q.iter().sum::<f64>() <= PIXEL_CONV_LIMIT as f64
         };
         let mut shift = 0;
         while shift < 62 && fits(shift + 1) {
@@ -278,7 +284,7 @@ pub fn export_model(
                 }
                 LayerSpec::MaxPool2 => Layer::MaxPool2,
                 LayerSpec::Flatten => Layer::Flatten,
-                LayerSpec::Threshold { channels } => {
+                LayerSpec::Threshold { channels, wide } => {
                     let bn = bn_params(row, &get, channels);
                     let mut threshold = Vec::with_capacity(channels);
                     let mut flip = Vec::with_capacity(channels);
@@ -291,12 +297,19 @@ pub fn export_model(
                         }
                         let (lo, hi) = ranges[c];
                         let (t, f) = fold_threshold(lo, hi, |s| b.sign_positive(r.of(s)));
-                        threshold.push(i32::try_from(t).map_err(|_| {
-                            perr(format!("channel {c}: threshold {t} does not fit i32"))
-                        })?);
+                        if !wide && i32::try_from(t).is_err() {
+                            return Err(perr(format!(
+                                "channel {c}: threshold {t} does not fit a 32-bit record"
+                            )));
+                        }
+                        threshold.push(t);
                         flip.push(f);
                     }
-                    Layer::Threshold { threshold, flip }
+                    Layer::Threshold {
+                        threshold,
+                        flip,
+                        wide,
+                    }
                 }
                 LayerSpec::Logits { classes } => {
                     let bn = bn_params(row, &get, classes);
@@ -402,19 +415,21 @@ mod tests {
     }
 
     #[test]
-    fn quantized_rows_stay_within_the_limit() {
+    fn quantized_rows_stay_within_the_limits() {
         let w = [0.3f32, -0.2, 0.1, 0.0, 1e-3, -1e-3];
         let (q, shift) = quantize_rows(&w, 2);
         for (r, s) in q.chunks(3).zip(&shift) {
-            let sum: i64 = r.iter().map(|&v| (v as i64).abs()).sum();
-            assert!(255 * sum <= PIXEL_CONV_LIMIT);
-            // One more bit would overflow the limit (the shift is the largest).
-            assert!(
-                255 * 2 * sum > PIXEL_CONV_LIMIT - 255 * 3,
-                "{q:?} {shift:?}"
-            );
+            let max = r.iter().map(|&v| (v as i64).abs()).max().unwrap();
+            assert!(max <= PIXEL_CONV_MAX_WEIGHT);
+            // One more bit would pass the limit (the shift is the largest).
+            assert!(2 * max + 1 > PIXEL_CONV_MAX_WEIGHT, "{q:?} {shift:?}");
             assert!(*s > 0);
         }
         assert_eq!(q[3], 0);
+        // The real weights come back to within 2^-31 of the row's largest.
+        for (i, v) in w.iter().enumerate() {
+            let back = q[i] as f64 / (shift[i / 3] as f64).exp2();
+            assert!((back - *v as f64).abs() <= 0.31 * 2f64.powi(-30), "{i}");
+        }
     }
 }

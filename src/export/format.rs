@@ -28,9 +28,11 @@ pub const RECORD_HEADER_BYTES: usize = 8;
 /// Bytes of the model-name field (zero-padded UTF-8).
 pub const NAME_BYTES: usize = 16;
 /// Largest integer a pixel convolution may produce: `255 * sum_i |q_oi|`
-/// must stay within it so that i32 sums (and thresholds one past the range)
-/// never overflow.
-pub const PIXEL_CONV_LIMIT: i64 = 1 << 30;
+/// must stay within it, so that its sums fit in an i64 on the CPU and in a
+/// pair of i32 words (`hi * 2^15 + lo`, `|hi| <= 2^30`) on the GPU.
+pub const PIXEL_CONV_LIMIT: i64 = 1 << 45;
+/// Largest |weight| of a pixel convolution.
+pub const PIXEL_CONV_MAX_WEIGHT: i64 = 1 << 30;
 /// Largest value (elements per image) the reader accepts anywhere in the chain.
 pub const MAX_ELEMENTS: u64 = 1 << 26;
 /// Largest dimension the reader accepts.
@@ -110,8 +112,9 @@ pub enum LayerSpec {
     BinaryConv(ConvShape),
     /// 2x2 max pooling, stride 2, of integers.
     MaxPool2,
-    /// Integers to bits by a per-channel threshold (folded BN + sign).
-    Threshold { channels: usize },
+    /// Integers to bits by a per-channel threshold (folded BN + sign), the
+    /// thresholds i64 when `wide`, else i32.
+    Threshold { channels: usize, wide: bool },
     /// Bits `[C, H, W]` to bits `[C*H*W]`.
     Flatten,
     /// Integers to logits: alpha scale and batch norm in f32.
@@ -162,8 +165,8 @@ impl LayerSpec {
                 24u64.checked_add(words.checked_mul(8)?)
             }
             LayerSpec::MaxPool2 | LayerSpec::Flatten => Some(0),
-            LayerSpec::Threshold { channels } => 4u64
-                .checked_add(m(channels, 4)?)?
+            LayerSpec::Threshold { channels, wide } => 8u64
+                .checked_add(m(channels, if wide { 8 } else { 4 })?)?
                 .checked_add((channels as u64).next_multiple_of(4)),
             LayerSpec::Logits { classes } => 8u64.checked_add(m(classes, 20)?),
         }
@@ -254,7 +257,7 @@ impl LayerSpec {
                     hi: *hi,
                 })
             }
-            (LayerSpec::Threshold { channels }, Value::Int { shape, .. }) => {
+            (LayerSpec::Threshold { channels, .. }, Value::Int { shape, .. }) => {
                 if shape[0] != channels {
                     return Err(format!("has {channels} channels, its input is {input}"));
                 }
@@ -349,7 +352,7 @@ impl LogitParams {
     /// The logit of class `c` for the integer pre-activation `s`, evaluated
     /// exactly as the float model's eval-mode batch norm (`bn_apply.wgsl`):
     /// left to right in f32, with `invstd = 1 / sqrt(var + eps)`.
-    pub fn logit(&self, c: usize, s: i32) -> f32 {
+    pub fn logit(&self, c: usize, s: i64) -> f32 {
         let v = s as f32 * self.alpha[c];
         bn_eval_f32(
             v,
@@ -400,10 +403,12 @@ pub enum Layer {
         weights: Vec<u64>,
     },
     MaxPool2,
-    /// Bit = `s >= threshold[c]`, or `s <= threshold[c]` where `flip[c]`.
+    /// Bit = `s >= threshold[c]`, or `s <= threshold[c]` where `flip[c]`;
+    /// stored as i64 when `wide`, else as i32 (the values must fit).
     Threshold {
-        threshold: Vec<i32>,
+        threshold: Vec<i64>,
         flip: Vec<bool>,
+        wide: bool,
     },
     Flatten,
     Logits(LogitParams),
@@ -424,8 +429,11 @@ impl Layer {
             },
             Layer::BinaryConv { shape, .. } => LayerSpec::BinaryConv(*shape),
             Layer::MaxPool2 => LayerSpec::MaxPool2,
-            Layer::Threshold { threshold, .. } => LayerSpec::Threshold {
+            Layer::Threshold {
+                threshold, wide, ..
+            } => LayerSpec::Threshold {
                 channels: threshold.len(),
+                wide: *wide,
             },
             Layer::Flatten => LayerSpec::Flatten,
             Layer::Logits(p) => LayerSpec::Logits {
@@ -630,11 +638,21 @@ fn write_payload(out: &mut Vec<u8>, layer: &Layer) {
             words(out, weights);
         }
         Layer::MaxPool2 | Layer::Flatten => {}
-        Layer::Threshold { threshold, flip } => {
+        Layer::Threshold {
+            threshold,
+            flip,
+            wide,
+        } => {
             assert_eq!(threshold.len(), flip.len());
             put_u32(out, threshold.len());
-            for t in threshold {
-                out.extend_from_slice(&t.to_le_bytes());
+            put_u32(out, if *wide { 8 } else { 4 });
+            for &t in threshold {
+                if *wide {
+                    out.extend_from_slice(&t.to_le_bytes());
+                } else {
+                    let t = i32::try_from(t).expect("a narrow threshold fits i32");
+                    out.extend_from_slice(&t.to_le_bytes());
+                }
             }
             out.extend(flip.iter().map(|&f| f as u8));
             let pad = flip.len().next_multiple_of(4) - flip.len();
@@ -822,9 +840,15 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
             LayerSpec::BinaryConv(s)
         }
         5 => LayerSpec::MaxPool2,
-        6 => LayerSpec::Threshold {
-            channels: rec.dim("channels")?,
-        },
+        6 => {
+            let channels = rec.dim("channels")?;
+            let wide = match rec.u32()? {
+                4 => false,
+                8 => true,
+                w => return Err(format!("threshold width {w} is not 4 or 8 bytes")),
+            };
+            LayerSpec::Threshold { channels, wide }
+        }
         7 => LayerSpec::Flatten,
         8 => LayerSpec::Logits {
             classes: rec.dim("classes")?,
@@ -861,6 +885,14 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
                 .collect();
             let per = shape.in_c * shape.taps();
             for (o, row) in weights.chunks(per).enumerate() {
+                if let Some(q) = row
+                    .iter()
+                    .find(|&&q| (q as i64).abs() > PIXEL_CONV_MAX_WEIGHT)
+                {
+                    return Err(format!(
+                        "weight {q} of output channel {o} is beyond the limit {PIXEL_CONV_MAX_WEIGHT}"
+                    ));
+                }
                 let sum: i64 = row.iter().map(|&q| (q as i64).abs()).sum();
                 if 255 * sum > PIXEL_CONV_LIMIT {
                     return Err(format!(
@@ -880,8 +912,15 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
         },
         LayerSpec::MaxPool2 => Layer::MaxPool2,
         LayerSpec::Flatten => Layer::Flatten,
-        LayerSpec::Threshold { channels } => {
-            let threshold: Vec<i32> = rec.u32s(channels)?.into_iter().map(|v| v as i32).collect();
+        LayerSpec::Threshold { channels, wide } => {
+            let threshold: Vec<i64> = if wide {
+                rec.words(channels)?.into_iter().map(|v| v as i64).collect()
+            } else {
+                rec.u32s(channels)?
+                    .into_iter()
+                    .map(|v| v as i32 as i64)
+                    .collect()
+            };
             let flags = rec.take(channels.next_multiple_of(4))?;
             let mut flip = Vec::with_capacity(channels);
             for (c, &f) in flags.iter().enumerate() {
@@ -894,7 +933,11 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
                     (false, _) => return Err(format!("padding byte {c} is {f}, not 0")),
                 }
             }
-            Layer::Threshold { threshold, flip }
+            Layer::Threshold {
+                threshold,
+                flip,
+                wide,
+            }
         }
         LayerSpec::Logits { classes } => {
             let eps = rec.f32s(1)?[0];

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::format::{BpmModel, ConvShape, Layer, LogitParams, Value, words64};
+use super::format::{BpmModel, ConvShape, Layer, LogitParams, PIXEL_CONV_LIMIT, Value, words64};
 use crate::gpu::{Gpu, GpuError, Kernel, Readback};
 use crate::kernel;
 use crate::ops::conv::{Conv2dGeom, PadMode, binary_conv2d};
@@ -68,24 +68,45 @@ const LUT: Kernel = kernel!(
     [Read, Read, ReadWrite]
 );
 
-/// Per-channel thresholds on the device: `thr` (i32 bit patterns) and `flip` (0/1), both u32 `[C]`.
+/// Per-channel thresholds on the device: `thr` (i32 bit patterns) and
+/// `flip` (0/1), both u32 `[C]`.
 pub struct DeviceThreshold {
     pub thr: Tensor,
     pub flip: Tensor,
 }
 
 impl DeviceThreshold {
-    pub fn new(gpu: &Gpu, threshold: &[i32], flip: &[bool]) -> Result<Self, GpuError> {
-        let c = threshold.len();
+    /// Thresholds for values below 2^24 in magnitude: clamping to the i32
+    /// range changes no comparison with them.
+    pub fn new(gpu: &Gpu, threshold: &[i64], flip: &[bool]) -> Result<Self, GpuError> {
+        let t: Vec<u32> = threshold
+            .iter()
+            .map(|&t| t.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32)
+            .collect();
+        Self::from_words(gpu, &t, flip)
+    }
+
+    /// 64-bit thresholds for [`pixel_conv_sign`], as pairs `(hi, lo)` with
+    /// `t = hi * 2^15 + lo`, `0 <= lo < 2^15`: `thr` is u32 `[2C]`. Clamping
+    /// to `+-(2^45 + 1)` changes no comparison with a pixel convolution's sums.
+    pub fn wide(gpu: &Gpu, threshold: &[i64], flip: &[bool]) -> Result<Self, GpuError> {
+        let bound = PIXEL_CONV_LIMIT + 1;
+        let t: Vec<u32> = threshold
+            .iter()
+            .flat_map(|&t| {
+                let t = t.clamp(-bound, bound);
+                [(t >> 15) as i32 as u32, (t & 0x7fff) as u32]
+            })
+            .collect();
+        Self::from_words(gpu, &t, flip)
+    }
+
+    fn from_words(gpu: &Gpu, thr: &[u32], flip: &[bool]) -> Result<Self, GpuError> {
         Ok(DeviceThreshold {
-            thr: Tensor::from_u32(
-                gpu,
-                &[c],
-                &threshold.iter().map(|&t| t as u32).collect::<Vec<_>>(),
-            )?,
+            thr: Tensor::from_u32(gpu, &[thr.len()], thr)?,
             flip: Tensor::from_u32(
                 gpu,
-                &[c],
+                &[flip.len()],
                 &flip.iter().map(|&f| f as u32).collect::<Vec<_>>(),
             )?,
         })
@@ -124,14 +145,14 @@ pub fn threshold_sign(gpu: &Gpu, x: &Tensor, t: &DeviceThreshold) -> Result<Tens
 pub fn threshold_sign_cpu(
     x: &[f32],
     [_, c, s]: [usize; 3],
-    thr: &[i32],
+    thr: &[i64],
     flip: &[bool],
 ) -> Vec<f32> {
     x.iter()
         .enumerate()
         .map(|(i, &v)| {
             let ch = (i / s) % c;
-            let v = v as i32;
+            let v = v as i64;
             let on = if flip[ch] { v <= thr[ch] } else { v >= thr[ch] };
             if on { 1.0 } else { -1.0 }
         })
@@ -139,9 +160,11 @@ pub fn threshold_sign_cpu(
 }
 
 /// The integer first convolution fused with its threshold:
-/// `s = sum_{c, ky, kx inside} x * q[o, c, ky, kx]` in i32 over `x` `[N, C, H, W]`
-/// (exact integers, `2p - 255`), `y = +1` where `s >= thr[o]` (`<=` when
-/// `flip[o]`), else -1. `q` is u32 `[O, C, KH, KW]` holding i32 bit patterns.
+/// `s = sum_{c, ky, kx inside} x * q[o, c, ky, kx]` exactly (as two i32
+/// words) over `x` `[N, C, H, W]` (exact integers, `2p - 255`), `y = +1`
+/// where `s >= thr[o]` (`<=` when `flip[o]`), else -1. `q` is u32
+/// `[O, C, KH, KW]` holding i32 bit patterns with `|q| <= 2^30` and
+/// `255 * sum |q[o]| <= 2^45`; `t` from [`DeviceThreshold::wide`].
 pub fn pixel_conv_sign(
     gpu: &Gpu,
     x: &Tensor,
@@ -153,6 +176,11 @@ pub fn pixel_conv_sign(
         panic!("pixel_conv_sign: x {:?} is not [N, C, H, W]", x.shape());
     };
     assert_eq!(c, shape.in_c, "pixel_conv_sign: channels");
+    assert_eq!(
+        t.thr.numel(),
+        2 * shape.out,
+        "pixel_conv_sign: wide thresholds"
+    );
     assert_eq!(
         q.numel(),
         shape.out * c * shape.taps(),
@@ -196,7 +224,7 @@ pub fn pixel_conv_sign_cpu(
     [n, c, h, w]: [usize; 4],
     q: &[i32],
     shape: &ConvShape,
-    thr: &[i32],
+    thr: &[i64],
     flip: &[bool],
 ) -> Vec<f32> {
     let (oh, ow) = shape.out_hw(h, w).expect("kernel fits");
@@ -220,11 +248,7 @@ pub fn pixel_conv_sign_cpu(
                             }
                         }
                     }
-                    let on = if flip[o] {
-                        s <= thr[o] as i64
-                    } else {
-                        s >= thr[o] as i64
-                    };
+                    let on = if flip[o] { s <= thr[o] } else { s >= thr[o] };
                     y.push(if on { 1.0 } else { -1.0 });
                 }
             }
@@ -277,7 +301,7 @@ pub fn logit_table(p: &LogitParams, lo: i32, hi: i32) -> Vec<f32> {
     let c = p.alpha.len();
     let mut t = Vec::with_capacity(c * (hi - lo + 1) as usize);
     for class in 0..c {
-        t.extend((lo..=hi).map(|s| p.logit(class, s)));
+        t.extend((lo..=hi).map(|s| p.logit(class, s as i64)));
     }
     t
 }
@@ -379,7 +403,10 @@ impl GpuModel {
                     }
                 }
                 Layer::PixelConv { shape, weights, .. } => {
-                    let Some(Layer::Threshold { threshold, flip }) = model.layers.get(i + 1) else {
+                    let Some(Layer::Threshold {
+                        threshold, flip, ..
+                    }) = model.layers.get(i + 1)
+                    else {
                         return Err(unsupported(
                             "the GPU runtime needs a threshold right after pixel_conv",
                         ));
@@ -392,7 +419,7 @@ impl GpuModel {
                             &[weights.len()],
                             &weights.iter().map(|&v| v as u32).collect::<Vec<_>>(),
                         )?,
-                        t: DeviceThreshold::new(gpu, threshold, flip)?,
+                        t: DeviceThreshold::wide(gpu, threshold, flip)?,
                     }
                 }
                 Layer::BinaryDense {
@@ -433,7 +460,9 @@ impl GpuModel {
                     }
                 }
                 Layer::MaxPool2 => GpuLayer::MaxPool2,
-                Layer::Threshold { threshold, flip } => {
+                Layer::Threshold {
+                    threshold, flip, ..
+                } => {
                     let Some(Value::Int { lo, hi, .. }) = i.checked_sub(1).map(|j| &values[j])
                     else {
                         unreachable!("a threshold follows integers");

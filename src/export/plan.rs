@@ -193,7 +193,10 @@ pub fn describe(model: &str) -> Result<Description, String> {
                 "bn1",
                 vec![1024],
                 true,
-                vec![LayerSpec::Threshold { channels: 1024 }],
+                vec![LayerSpec::Threshold {
+                    channels: 1024,
+                    wide: false,
+                }],
             );
             b.dense(
                 "fc2",
@@ -209,7 +212,10 @@ pub fn describe(model: &str) -> Result<Description, String> {
                 "bn2",
                 vec![1024],
                 true,
-                vec![LayerSpec::Threshold { channels: 1024 }],
+                vec![LayerSpec::Threshold {
+                    channels: 1024,
+                    wide: false,
+                }],
             );
             b.dense(
                 "fc3",
@@ -278,7 +284,10 @@ pub fn describe(model: &str) -> Result<Description, String> {
                 "bn1",
                 vec![64, 28, 28],
                 true,
-                vec![LayerSpec::Threshold { channels: 64 }],
+                vec![LayerSpec::Threshold {
+                    channels: 64,
+                    wide: true,
+                }],
             );
             conv(&mut b, "conv2", 64, 128, 28, true);
             pool(&mut b, "conv2", 128, 14);
@@ -286,7 +295,10 @@ pub fn describe(model: &str) -> Result<Description, String> {
                 "bn2",
                 vec![128, 14, 14],
                 true,
-                vec![LayerSpec::Threshold { channels: 128 }],
+                vec![LayerSpec::Threshold {
+                    channels: 128,
+                    wide: false,
+                }],
             );
             conv(&mut b, "conv3", 128, 128, 14, true);
             pool(&mut b, "conv3", 128, 7);
@@ -294,7 +306,10 @@ pub fn describe(model: &str) -> Result<Description, String> {
                 "bn3",
                 vec![128, 7, 7],
                 true,
-                vec![LayerSpec::Threshold { channels: 128 }],
+                vec![LayerSpec::Threshold {
+                    channels: 128,
+                    wide: false,
+                }],
             );
             b.push(
                 "flatten",
