@@ -206,19 +206,46 @@ fn descriptions_match_the_models() {
 
 // ---- damaged files -------------------------------------------------------
 
+/// Random sign rows of `bits` bits, padding bits 0.
+fn words(rng: &mut Rng, rows: usize, bits: usize) -> Vec<u64> {
+    let kw = bits.div_ceil(64);
+    let mut w: Vec<u64> = (0..rows * kw).map(|_| rng.next_u64()).collect();
+    if bits % 64 != 0 {
+        for r in 0..rows {
+            w[r * kw + kw - 1] &= (1u64 << (bits % 64)) - 1;
+        }
+    }
+    w
+}
+
+/// Random thresholds within `+-range`, random flips.
+fn thr(rng: &mut Rng, c: usize, range: i64, wide: bool) -> Layer {
+    Layer::Threshold {
+        threshold: (0..c)
+            .map(|_| (rng.next_u64() % (2 * range as u64 + 1)) as i64 - range)
+            .collect(),
+        flip: (0..c).map(|_| rng.below(2) == 1).collect(),
+        wide,
+    }
+}
+
+fn logits(c: usize) -> Layer {
+    let v = |a: f32, b: f32| (0..c).map(|i| a + b * i as f32).collect::<Vec<_>>();
+    Layer::Logits(bitprop::export::format::LogitParams {
+        eps: 1e-5,
+        alpha: v(1.0, -0.05),
+        gamma: (0..c)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -0.7 })
+            .collect(),
+        beta: v(0.0, 0.1),
+        mean: v(0.0, 0.5),
+        var: v(1.0, 0.5),
+    })
+}
+
 /// A small valid file: a bcnn-shaped chain over a 4x4 image with random data.
 fn small_model() -> BpmModel {
     let mut rng = Rng::new(11);
-    let words = |rng: &mut Rng, rows: usize, bits: usize| -> Vec<u64> {
-        let kw = bits.div_ceil(64);
-        let mut w: Vec<u64> = (0..rows * kw).map(|_| rng.next_u64()).collect();
-        if bits % 64 != 0 {
-            for r in 0..rows {
-                w[r * kw + kw - 1] &= (1u64 << (bits % 64)) - 1;
-            }
-        }
-        w
-    };
     let conv = |out, in_c| ConvShape {
         out,
         in_c,
@@ -226,13 +253,6 @@ fn small_model() -> BpmModel {
         kw: 3,
         stride: 1,
         pad: 1,
-    };
-    let thr = |rng: &mut Rng, c: usize, range: i64, wide: bool| Layer::Threshold {
-        threshold: (0..c)
-            .map(|_| rng.below(2 * range as usize + 1) as i64 - range)
-            .collect(),
-        flip: (0..c).map(|_| rng.below(2) == 1).collect(),
-        wide,
     };
     let layers = vec![
         Layer::PixelConv {
@@ -253,19 +273,60 @@ fn small_model() -> BpmModel {
             inputs: 28,
             weights: words(&mut rng, 3, 28),
         },
-        Layer::Logits(bitprop::export::format::LogitParams {
-            eps: 1e-5,
-            alpha: vec![1.0, 0.9, 1.1],
-            gamma: vec![1.0, -1.0, 0.5],
-            beta: vec![0.0, 0.1, -0.1],
-            mean: vec![0.0, 0.5, 1.0],
-            var: vec![1.0, 2.0, 0.5],
-        }),
+        logits(3),
     ];
     BpmModel {
         name: "tiny".into(),
         input: [1, 4, 4],
         classes: 3,
+        layers,
+    }
+}
+
+/// Odd geometry: two input channels, non-square kernels, stride 2, a 1x1
+/// conv over 70 channels (two words), odd pooling, weights at the limit.
+fn odd_model() -> BpmModel {
+    let mut rng = Rng::new(12);
+    let shape = |out, in_c, kh, kw, stride, pad| ConvShape {
+        out,
+        in_c,
+        kh,
+        kw,
+        stride,
+        pad,
+    };
+    let layers = vec![
+        Layer::PixelConv {
+            shape: shape(3, 2, 3, 2, 2, 1),
+            shift: vec![30; 3],
+            weights: (0..36)
+                .map(|_| (rng.next_u64() >> 33) as i32 - (1 << 30))
+                .collect(),
+        },
+        thr(&mut rng, 3, 1 << 38, true),
+        Layer::BinaryConv {
+            shape: shape(70, 3, 2, 3, 1, 1),
+            weights: words(&mut rng, 70 * 6, 3),
+        },
+        Layer::MaxPool2,
+        thr(&mut rng, 70, 4, false),
+        Layer::BinaryConv {
+            shape: shape(5, 70, 1, 1, 1, 0),
+            weights: words(&mut rng, 5, 70),
+        },
+        thr(&mut rng, 5, 10, false),
+        Layer::Flatten,
+        Layer::BinaryDense {
+            out: 4,
+            inputs: 10,
+            weights: words(&mut rng, 4, 10),
+        },
+        logits(4),
+    ];
+    BpmModel {
+        name: "odd".into(),
+        input: [2, 7, 5],
+        classes: 4,
         layers,
     }
 }
@@ -623,28 +684,28 @@ fn logit_lut_matches_cpu() {
     }
 }
 
-/// The GPU runtime on the small random chain (flip flags, pixel conv,
-/// pooling, flatten) matches the CPU runtime bit for bit.
+/// The GPU runtime on small random chains (flip flags, pixel conv, odd
+/// shapes and strides, pooling, flatten) matches the CPU runtime bit for bit.
 #[test]
-fn small_chain_runs_identically_on_cpu_and_gpu() {
+fn small_chains_run_identically_on_cpu_and_gpu() {
     let (_device, gpu) = device();
-    let model = small_model();
-    let mut rng = Rng::new(9);
-    let n = 37;
-    let pixels: Vec<u8> = (0..n * 16).map(|_| rng.next_u64() as u8).collect();
-    let cpu = CpuModel::new(&model).run(&pixels, n, 2);
-    let dev = GpuModel::new(&gpu, &model)
-        .unwrap()
-        .run(&pixels, n, 16)
-        .unwrap();
-    assert_eq!(cpu.preds, dev.preds);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&cpu.logits), bits(&dev.logits));
-    // Not all one class: the comparison can fail.
-    assert!(
-        cpu.preds.iter().any(|&p| p != cpu.preds[0]),
-        "{:?} {:?}",
-        cpu.preds,
-        &cpu.logits[..30]
-    );
+    for model in [small_model(), odd_model()] {
+        let bytes = model.to_bytes();
+        assert_eq!(BpmModel::from_bytes(&bytes).unwrap(), model);
+        let mut rng = Rng::new(9);
+        let n = 37;
+        let p: usize = model.input.iter().product();
+        let pixels: Vec<u8> = (0..n * p).map(|_| rng.next_u64() as u8).collect();
+        let cpu = CpuModel::new(&model).run(&pixels, n, 2);
+        let dev = GpuModel::new(&gpu, &model)
+            .unwrap()
+            .run(&pixels, n, 16)
+            .unwrap();
+        assert_eq!(cpu.preds, dev.preds, "{}", model.name);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&cpu.logits), bits(&dev.logits), "{}", model.name);
+        // Not all one class: the comparison can fail.
+        let classes: std::collections::BTreeSet<u32> = cpu.preds.iter().copied().collect();
+        assert!(classes.len() >= 2, "{}: {:?}", model.name, cpu.preds);
+    }
 }

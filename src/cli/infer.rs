@@ -40,6 +40,9 @@ pub struct InferArgs {
     /// predictions agree with the packed model's.
     #[arg(long)]
     compare: Option<PathBuf>,
+    /// Write the predicted class of each test image to this file, one per line.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
     /// Print `{"test_acc": .., "images_per_s": .., "latency_ms_batch1": .., ...}` on stdout.
     #[arg(long)]
     json: bool,
@@ -167,7 +170,9 @@ pub fn run(cli: &Cli, args: &InferArgs) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("checkpoint {}: no 'model' metadata", ck.display()))?;
         let mut float = crate::nn::build_model(gpu, name, 0)?;
         crate::train::files::load_model(gpu, float.store_mut(), ck)?;
-        let fp = crate::export::float_predictions(gpu, float.as_ref(), &test, 1000)?;
+        let t = Instant::now();
+        let fp = crate::export::float_predictions(gpu, float.as_ref(), &test, BATCH)?;
+        let float_seconds = t.elapsed().as_secs_f64();
         let agree = fp
             .iter()
             .zip(&outputs.preds)
@@ -179,14 +184,21 @@ pub fn run(cli: &Cli, args: &InferArgs) -> anyhow::Result<()> {
             .filter(|(p, l)| **p == **l as u32)
             .count();
         eprintln!(
-            "float checkpoint {}: test accuracy {:.4}; predictions agree on {agree} of {n} images ({:.4}%)",
+            "float checkpoint {} (eval on {}): test accuracy {:.4}, {:.0} images/s at batch {BATCH}; predictions agree on {agree} of {n} images ({:.4}%)",
             ck.display(),
+            gpu.description(),
             float_correct as f64 / n as f64,
+            n as f64 / float_seconds,
             100.0 * agree as f64 / n as f64
         );
+        json["float_images_per_s"] = (n as f64 / float_seconds).into();
         json["float_test_acc"] = (float_correct as f64 / n as f64).into();
         json["agreement"] = (agree as f64 / n as f64).into();
         json["agreeing_images"] = agree.into();
+    }
+    if let Some(path) = &args.predictions {
+        let text: String = outputs.preds.iter().map(|p| format!("{p}\n")).collect();
+        crate::train::files::write_atomic(path, text.as_bytes())?;
     }
     if args.json {
         print_json(&json)?;

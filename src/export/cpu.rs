@@ -15,7 +15,10 @@ enum Prepared {
     },
     PixelConv {
         shape: ConvShape,
-        w: Vec<i32>,
+        /// `[out, in_c, kh, kw]` as f64: every product `(2p - 255) * q` and
+        /// every partial sum is an integer below 2^46, so f64 holds them
+        /// exactly in any order, and the loops vectorise.
+        w: Vec<f64>,
     },
     BinaryDense {
         inputs: usize,
@@ -23,10 +26,9 @@ enum Prepared {
     },
     BinaryConv {
         shape: ConvShape,
-        w: Vec<u64>,
-        /// popcount of each `(o, tap)` weight row: what a zero-padded tap adds to
-        /// `popcount(0 xor w)` and must be taken back out.
-        pop_w: Vec<u32>,
+        /// Transposed to `[kh * kw, words64(in_c), out]`, so one input word
+        /// meets every output channel's word in a contiguous (vectorisable) run.
+        wt: Vec<u64>,
     },
     MaxPool2,
     Threshold {
@@ -104,7 +106,7 @@ impl CpuModel {
                 }
                 Layer::PixelConv { shape, weights, .. } => Prepared::PixelConv {
                     shape: *shape,
-                    w: weights.clone(),
+                    w: weights.iter().map(|&q| q as f64).collect(),
                 },
                 Layer::BinaryDense {
                     inputs, weights, ..
@@ -113,15 +115,14 @@ impl CpuModel {
                     w: weights.clone(),
                 },
                 Layer::BinaryConv { shape, weights } => {
-                    let cw = words64(shape.in_c);
-                    Prepared::BinaryConv {
-                        shape: *shape,
-                        w: weights.clone(),
-                        pop_w: weights
-                            .chunks(cw)
-                            .map(|r| r.iter().map(|x| x.count_ones()).sum())
-                            .collect(),
+                    let l = shape.taps() * words64(shape.in_c);
+                    let mut wt = vec![0u64; weights.len()];
+                    for o in 0..shape.out {
+                        for k in 0..l {
+                            wt[k * shape.out + o] = weights[o * l + k];
+                        }
                     }
+                    Prepared::BinaryConv { shape: *shape, wt }
                 }
                 Layer::MaxPool2 => Prepared::MaxPool2,
                 Layer::Threshold {
@@ -200,6 +201,50 @@ impl CpuModel {
     }
 }
 
+/// `pops[o] = sum over (offset, x) in taps of popcount(x xor wt[offset + o])`:
+/// the XNOR-popcount of one output pixel against every output channel, with
+/// the CPU's vector popcount (AVX-512 VPOPCNTDQ) or scalar `popcnt` where it
+/// has them, detected at run time as `ops::gemm::popcount_xor` does.
+fn xnor_pops(taps: &[(usize, u64)], wt: &[u64], pops: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512vpopcntdq")
+            && std::is_x86_feature_detected!("avx512f")
+        {
+            // SAFETY: the features were detected at run time.
+            return unsafe { xnor_pops_avx512(taps, wt, pops) };
+        }
+        if std::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the feature was detected at run time.
+            return unsafe { xnor_pops_popcnt(taps, wt, pops) };
+        }
+    }
+    xnor_pops_generic(taps, wt, pops)
+}
+
+#[inline(always)]
+fn xnor_pops_generic(taps: &[(usize, u64)], wt: &[u64], pops: &mut [u32]) {
+    pops.fill(0);
+    let o = pops.len();
+    for &(off, x) in taps {
+        for (p, &w) in pops.iter_mut().zip(&wt[off..off + o]) {
+            *p += (x ^ w).count_ones();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+unsafe fn xnor_pops_avx512(taps: &[(usize, u64)], wt: &[u64], pops: &mut [u32]) {
+    xnor_pops_generic(taps, wt, pops)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn xnor_pops_popcnt(taps: &[(usize, u64)], wt: &[u64], pops: &mut [u32]) {
+    xnor_pops_generic(taps, wt, pops)
+}
+
 fn step(layer: &Prepared, act: Act) -> Act {
     match (layer, act) {
         (Prepared::PixelDense { inputs, w }, Act::Pixels(a, _)) => {
@@ -216,36 +261,41 @@ fn step(layer: &Prepared, act: Act) -> Act {
             let k = s.len();
             Act::Int(s, [k, 1, 1], true)
         }
-        (Prepared::PixelConv { shape, w }, Act::Pixels(a, [_, h, wd])) => {
+        (Prepared::PixelConv { shape, w }, Act::Pixels(a, [c, h, wd])) => {
             let (oh, ow) = shape.out_hw(h, wd).expect("validated geometry");
-            let taps = shape.taps();
-            let mut out = vec![0i64; shape.out * oh * ow];
-            for o in 0..shape.out {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut s = 0i64;
-                        for c in 0..shape.in_c {
-                            for ky in 0..shape.kh {
-                                let iy = (oy * shape.stride + ky) as isize - shape.pad as isize;
-                                if iy < 0 || iy >= h as isize {
-                                    continue;
-                                }
-                                for kx in 0..shape.kw {
-                                    let ix = (ox * shape.stride + kx) as isize - shape.pad as isize;
-                                    if ix < 0 || ix >= wd as isize {
-                                        continue;
-                                    }
-                                    let x = a[(c * h + iy as usize) * wd + ix as usize];
-                                    let q = w[(o * shape.in_c + c) * taps + ky * shape.kw + kx];
-                                    s += x as i64 * q as i64;
-                                }
-                            }
-                        }
-                        out[(o * oh + oy) * ow + ox] = s;
+            let (ph, pw) = (h + 2 * shape.pad, wd + 2 * shape.pad);
+            // Zero padding made explicit, so the inner loop has no bounds tests.
+            let mut xp = vec![0f64; c * ph * pw];
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..wd {
+                        xp[(ch * ph + y + shape.pad) * pw + x + shape.pad] =
+                            a[(ch * h + y) * wd + x] as f64;
                     }
                 }
             }
-            Act::Int(out, [shape.out, oh, ow], false)
+            let st = shape.stride;
+            let mut acc = vec![0f64; shape.out * oh * ow];
+            for (o, plane) in acc.chunks_mut(oh * ow).enumerate() {
+                for ch in 0..c {
+                    for ky in 0..shape.kh {
+                        for kx in 0..shape.kw {
+                            let q = w[((o * c + ch) * shape.kh + ky) * shape.kw + kx];
+                            for (oy, row) in plane.chunks_mut(ow).enumerate() {
+                                let src = &xp[(ch * ph + oy * st + ky) * pw + kx..];
+                                for (ox, v) in row.iter_mut().enumerate() {
+                                    *v += src[ox * st] * q;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Act::Int(
+                acc.into_iter().map(|v| v as i64).collect(),
+                [shape.out, oh, ow],
+                false,
+            )
         }
         (Prepared::BinaryDense { inputs, w }, Act::BitsFlat(x, _)) => {
             let kw = words64(*inputs);
@@ -256,42 +306,43 @@ fn step(layer: &Prepared, act: Act) -> Act {
             let k = s.len();
             Act::Int(s, [k, 1, 1], true)
         }
-        (Prepared::BinaryConv { shape, w, pop_w }, Act::BitsChw(x, [c, h, wd])) => {
+        (Prepared::BinaryConv { shape, wt }, Act::BitsChw(x, [c, h, wd])) => {
             let (oh, ow) = shape.out_hw(h, wd).expect("validated geometry");
-            let (taps, cw) = (shape.taps(), words64(c));
-            let row = taps * cw;
-            let mut out = vec![0i64; shape.out * oh * ow];
-            let mut patch = vec![0u64; row];
-            let mut padded = Vec::with_capacity(taps);
+            let cw = words64(c);
+            let o = shape.out;
+            let mut out = vec![0i64; o * oh * ow];
+            let mut taps: Vec<(usize, u64)> = Vec::with_capacity(shape.taps() * cw);
+            let mut pops = vec![0u32; o];
             for oy in 0..oh {
                 for ox in 0..ow {
-                    padded.clear();
+                    // The input words of the taps inside the image; taps in
+                    // the zero padding contribute nothing.
+                    taps.clear();
                     for ky in 0..shape.kh {
+                        let iy = (oy * shape.stride + ky) as isize - shape.pad as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
                         for kx in 0..shape.kw {
-                            let t = ky * shape.kw + kx;
-                            let iy = (oy * shape.stride + ky) as isize - shape.pad as isize;
                             let ix = (ox * shape.stride + kx) as isize - shape.pad as isize;
-                            let dst = &mut patch[t * cw..(t + 1) * cw];
-                            if iy < 0 || iy >= h as isize || ix < 0 || ix >= wd as isize {
-                                dst.fill(0);
-                                padded.push(t);
-                            } else {
-                                let p = iy as usize * wd + ix as usize;
-                                dst.copy_from_slice(&x[p * cw..(p + 1) * cw]);
+                            if ix < 0 || ix >= wd as isize {
+                                continue;
+                            }
+                            let p = iy as usize * wd + ix as usize;
+                            let t = ky * shape.kw + kx;
+                            for j in 0..cw {
+                                taps.push(((t * cw + j) * o, x[p * cw + j]));
                             }
                         }
                     }
-                    let valid = (taps - padded.len()) as i64 * c as i64;
-                    for o in 0..shape.out {
-                        let mut pop = popcount_xor(&patch, &w[o * row..(o + 1) * row]);
-                        for &t in &padded {
-                            pop -= pop_w[o * taps + t];
-                        }
-                        out[(o * oh + oy) * ow + ox] = valid - 2 * pop as i64;
+                    xnor_pops(&taps, wt, &mut pops);
+                    let valid = (taps.len() / cw * c) as i64;
+                    for (ch, &pop) in pops.iter().enumerate() {
+                        out[(ch * oh + oy) * ow + ox] = valid - 2 * pop as i64;
                     }
                 }
             }
-            Act::Int(out, [shape.out, oh, ow], false)
+            Act::Int(out, [o, oh, ow], false)
         }
         (Prepared::MaxPool2, Act::Int(x, [c, h, w], false)) => {
             let (ho, wo) = (h / 2, w / 2);
