@@ -210,7 +210,7 @@ fn descriptions_match_the_models() {
 fn words(rng: &mut Rng, rows: usize, bits: usize) -> Vec<u64> {
     let kw = bits.div_ceil(64);
     let mut w: Vec<u64> = (0..rows * kw).map(|_| rng.next_u64()).collect();
-    if bits % 64 != 0 {
+    if !bits.is_multiple_of(64) {
         for r in 0..rows {
             w[r * kw + kw - 1] &= (1u64 << (bits % 64)) - 1;
         }

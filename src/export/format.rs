@@ -963,7 +963,7 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
     // arithmetic relies on them matching the zero padding of the input.
     let check_padding = |weights: &[u64], bits: usize| -> Result<(), String> {
         let kw = words64(bits);
-        if bits % 64 == 0 {
+        if bits.is_multiple_of(64) {
             return Ok(());
         }
         let mask = !((1u64 << (bits % 64)) - 1);
