@@ -115,8 +115,8 @@ fn check_round_trip(name: &str, steps: usize, batch: usize, images: usize) {
     assert_eq!(read, packed);
 
     let test = fashion().1.slice(0..images).unwrap();
-    let cpu = CpuModel::new(&read).run(&test.images, test.n, 2);
-    let single = CpuModel::new(&read).run(&test.images, test.n, 1);
+    let cpu = CpuModel::new(&read).unwrap().run(&test.images, test.n, 2);
+    let single = CpuModel::new(&read).unwrap().run(&test.images, test.n, 1);
     assert_eq!(cpu, single, "{name}: threads change nothing");
     let g = GpuModel::new(&gpu, &read).unwrap();
     // An odd device batch, so the last batch is partial.
@@ -201,6 +201,17 @@ fn descriptions_match_the_models() {
             matches!(*name, "bmlp" | "bcnn"),
             "{name}: exportable"
         );
+        if s.bytes_deployed.is_none() {
+            // Export refuses it with the reason, not a panic.
+            let path = tmp(&format!("{name}-untrained.safetensors"));
+            let meta = BTreeMap::from([("model".to_string(), name.to_string())]);
+            bitprop::train::files::save_model(&gpu, model.store(), &path, &meta).unwrap();
+            let e = format!("{:#}", export_checkpoint(&path).unwrap_err());
+            assert!(
+                e.contains("real-valued twin") || e.contains("do not fold"),
+                "{name}: {e}"
+            );
+        }
     }
 }
 
@@ -359,8 +370,33 @@ fn damaged_files_get_clear_errors() {
     let model = small_model();
     let good = model.to_bytes();
     assert_eq!(BpmModel::from_bytes(&good).unwrap(), model);
+    assert_eq!(BpmModel::from_bytes(&good).unwrap().to_bytes(), good);
+
+    // A model built in memory is checked before it runs, not panicked on.
+    let mut bad = model.clone();
+    if let Layer::BinaryConv { weights, .. } = &mut bad.layers[2] {
+        weights.pop();
+    }
+    let e = CpuModel::new(&bad)
+        .err()
+        .expect("short weights")
+        .to_string();
+    assert!(
+        e.contains("layer 2 (binary_conv)") && e.contains("weights"),
+        "{e}"
+    );
+    let mut bad = model.clone();
+    bad.layers.swap(3, 4);
+    let e = CpuModel::new(&bad)
+        .err()
+        .expect("threshold before pool")
+        .to_string();
+    assert!(
+        e.contains("layer 4 (max_pool2)") && e.contains("bits [7, 4, 4]"),
+        "{e}"
+    );
     // It runs (the reader's checks pass a real chain).
-    let out = CpuModel::new(&model).run(&[7u8; 32], 2, 1);
+    let out = CpuModel::new(&model).unwrap().run(&[7u8; 32], 2, 1);
     assert_eq!(out.preds.len(), 2);
 
     let mut b = good.clone();
@@ -490,7 +526,7 @@ fn damaged_files_get_clear_errors() {
             // Whatever loads also runs.
             let n: usize = m.input.iter().product();
             if n <= 4096 {
-                CpuModel::new(&m).run(&vec![128u8; n], 1, 1);
+                CpuModel::new(&m).unwrap().run(&vec![128u8; n], 1, 1);
             }
         }
     }
@@ -696,7 +732,7 @@ fn small_chains_run_identically_on_cpu_and_gpu() {
         let n = 37;
         let p: usize = model.input.iter().product();
         let pixels: Vec<u8> = (0..n * p).map(|_| rng.next_u64() as u8).collect();
-        let cpu = CpuModel::new(&model).run(&pixels, n, 2);
+        let cpu = CpuModel::new(&model).unwrap().run(&pixels, n, 2);
         let dev = GpuModel::new(&gpu, &model)
             .unwrap()
             .run(&pixels, n, 16)

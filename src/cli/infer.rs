@@ -88,7 +88,7 @@ pub fn run(cli: &Cli, args: &InferArgs) -> anyhow::Result<()> {
     let reps = args.latency_runs.max(1);
     let (outputs, seconds, latency, device) = match args.device {
         InferDevice::Cpu => {
-            let cpu = CpuModel::new(&model);
+            let cpu = CpuModel::new(&model)?;
             // Warm-up: page in the weights and start the threads once.
             cpu.run(&test.images[..pixels * BATCH.min(n)], BATCH.min(n), threads);
             let t = Instant::now();

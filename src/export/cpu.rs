@@ -3,7 +3,7 @@
 //! for the pixel layers), then the logits in f32. Images run in parallel on
 //! `std::thread::scope` threads.
 
-use super::format::{BpmModel, ConvShape, Layer, LogitParams, words64};
+use super::format::{BpmError, BpmModel, ConvShape, Layer, LogitParams, words64};
 use crate::ops::gemm::popcount_xor;
 
 /// A layer prepared for the CPU: weights laid out for the inner loops.
@@ -83,8 +83,10 @@ pub fn argmax(v: &[f32]) -> u32 {
 }
 
 impl CpuModel {
-    /// Prepares a validated model (from [`BpmModel::from_bytes`] or an export).
-    pub fn new(model: &BpmModel) -> CpuModel {
+    /// Prepares a model, after [`BpmModel::validate`] (which a model from
+    /// [`BpmModel::from_bytes`] or an export passes).
+    pub fn new(model: &BpmModel) -> Result<CpuModel, BpmError> {
+        model.validate()?;
         let layers = model
             .layers
             .iter()
@@ -135,11 +137,11 @@ impl CpuModel {
                 Layer::Logits(p) => Prepared::Logits(p.clone()),
             })
             .collect();
-        CpuModel {
+        Ok(CpuModel {
             input: model.input,
             classes: model.classes,
             layers,
-        }
+        })
     }
 
     /// Pixels per image.

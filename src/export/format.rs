@@ -492,6 +492,46 @@ impl BpmModel {
         Ok(out)
     }
 
+    /// Checks what the reader checks, for a model built in memory: the
+    /// header fields, the chain, every array's length, the pixel-conv weight
+    /// limits, zero padding bits, and narrow thresholds that fit i32.
+    /// Returns the value after each layer.
+    pub fn validate(&self) -> Result<Vec<Value>, BpmError> {
+        let header = |m: String| Err(BpmError::Header(m));
+        if self.name.len() > NAME_BYTES {
+            return header(format!(
+                "model name {:?} is longer than {NAME_BYTES} bytes",
+                self.name
+            ));
+        }
+        let dims = [self.input[0], self.input[1], self.input[2], self.classes];
+        if dims.iter().any(|&d| d == 0 || d > MAX_DIM as usize) {
+            return header(format!(
+                "input {:?} or classes {} out of range",
+                self.input, self.classes
+            ));
+        }
+        if self.input.iter().map(|&d| d as u64).product::<u64>() > MAX_ELEMENTS {
+            return header(format!("input {:?} is too large", self.input));
+        }
+        let values = self.values()?;
+        if values.last() != Some(&Value::Logits(self.classes)) {
+            return header(format!(
+                "the layers do not end in logits [{}]",
+                self.classes
+            ));
+        }
+        for (index, layer) in self.layers.iter().enumerate() {
+            let spec = layer.spec();
+            check_data(layer).map_err(|msg| BpmError::Layer {
+                index,
+                kind: spec.kind_name().into(),
+                msg,
+            })?;
+        }
+        Ok(values)
+    }
+
     /// The file's bytes: header, records, CRC32 of everything before it.
     pub fn to_bytes(&self) -> Vec<u8> {
         let specs = self.specs();
@@ -579,6 +619,117 @@ impl BpmModel {
             return Err(BpmError::Checksum { stored, computed });
         }
         parse_content(content)
+    }
+}
+
+/// Padding bits past `bits` in rows of `words64(bits)` words must be zero:
+/// the XNOR arithmetic relies on them matching the input's zero padding.
+fn check_padding(weights: &[u64], bits: usize) -> Result<(), String> {
+    let kw = words64(bits);
+    if bits.is_multiple_of(64) {
+        return Ok(());
+    }
+    let mask = !((1u64 << (bits % 64)) - 1);
+    for (r, row) in weights.chunks(kw).enumerate() {
+        if row[kw - 1] & mask != 0 {
+            return Err(format!("row {r} has padding bits set past bit {bits}"));
+        }
+    }
+    Ok(())
+}
+
+/// A pixel convolution's weights within [`PIXEL_CONV_MAX_WEIGHT`] and
+/// [`PIXEL_CONV_LIMIT`].
+fn check_pixel_weights(weights: &[i32], per: usize) -> Result<(), String> {
+    for (o, row) in weights.chunks(per).enumerate() {
+        if let Some(q) = row
+            .iter()
+            .find(|&&q| (q as i64).abs() > PIXEL_CONV_MAX_WEIGHT)
+        {
+            return Err(format!(
+                "weight {q} of output channel {o} is beyond the limit {PIXEL_CONV_MAX_WEIGHT}"
+            ));
+        }
+        let sum: i64 = row.iter().map(|&q| (q as i64).abs()).sum();
+        if 255 * sum > PIXEL_CONV_LIMIT {
+            return Err(format!(
+                "weights of output channel {o} can reach 255 * {sum}, beyond the limit {PIXEL_CONV_LIMIT}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A layer's arrays against its dimensions, and their value limits.
+fn check_data(layer: &Layer) -> Result<(), String> {
+    let len = |what: &str, got: usize, want: usize| {
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} has {got} elements, its dimensions need {want}"
+            ))
+        }
+    };
+    match layer {
+        Layer::PixelDense {
+            out,
+            inputs,
+            weights,
+        }
+        | Layer::BinaryDense {
+            out,
+            inputs,
+            weights,
+        } => {
+            len("weights", weights.len(), out * words64(*inputs))?;
+            check_padding(weights, *inputs)
+        }
+        Layer::PixelConv {
+            shape,
+            shift,
+            weights,
+        } => {
+            len("shift", shift.len(), shape.out)?;
+            let per = shape.in_c * shape.taps();
+            len("weights", weights.len(), shape.out * per)?;
+            check_pixel_weights(weights, per)
+        }
+        Layer::BinaryConv { shape, weights } => {
+            len(
+                "weights",
+                weights.len(),
+                shape.out * shape.taps() * words64(shape.in_c),
+            )?;
+            check_padding(weights, shape.in_c)
+        }
+        Layer::Threshold {
+            threshold,
+            flip,
+            wide,
+        } => {
+            len("flip", flip.len(), threshold.len())?;
+            match threshold
+                .iter()
+                .find(|&&t| !wide && i32::try_from(t).is_err())
+            {
+                Some(t) => Err(format!("threshold {t} does not fit a 4-byte record")),
+                None => Ok(()),
+            }
+        }
+        Layer::Logits(p) => {
+            let c = p.alpha.len();
+            for (what, v) in [
+                ("gamma", &p.gamma),
+                ("beta", &p.beta),
+                ("mean", &p.mean),
+                ("var", &p.var),
+            ] {
+                len(what, v.len(), c)?;
+            }
+            Ok(())
+        }
+        Layer::MaxPool2 | Layer::Flatten => Ok(()),
     }
 }
 
@@ -793,12 +944,16 @@ fn parse_content(content: &[u8]) -> Result<BpmModel, BpmError> {
             "the layers end in {value}, the header says logits [{classes}]"
         )));
     }
-    Ok(BpmModel {
+    let model = BpmModel {
         name,
         input: [c, h, w],
         classes,
         layers,
-    })
+    };
+    // The record-by-record checks above cover this; it keeps the reader and
+    // `validate` (which the runtimes call) in step.
+    model.validate()?;
+    Ok(model)
 }
 
 /// Reads one record's payload: its dimensions first, then checks that the
@@ -883,23 +1038,7 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
                 .into_iter()
                 .map(|v| v as i32)
                 .collect();
-            let per = shape.in_c * shape.taps();
-            for (o, row) in weights.chunks(per).enumerate() {
-                if let Some(q) = row
-                    .iter()
-                    .find(|&&q| (q as i64).abs() > PIXEL_CONV_MAX_WEIGHT)
-                {
-                    return Err(format!(
-                        "weight {q} of output channel {o} is beyond the limit {PIXEL_CONV_MAX_WEIGHT}"
-                    ));
-                }
-                let sum: i64 = row.iter().map(|&q| (q as i64).abs()).sum();
-                if 255 * sum > PIXEL_CONV_LIMIT {
-                    return Err(format!(
-                        "weights of output channel {o} can reach 255 * {sum}, beyond the limit {PIXEL_CONV_LIMIT}"
-                    ));
-                }
-            }
+            check_pixel_weights(&weights, shape.in_c * shape.taps())?;
             Layer::PixelConv {
                 shape,
                 shift,
@@ -958,21 +1097,6 @@ fn parse_record(kind: u32, rec: &mut Cursor, value: &mut Value) -> Result<Layer,
                 var,
             })
         }
-    };
-    // Padding bits past `inputs` (or `in_c`) must be zero: the XNOR
-    // arithmetic relies on them matching the zero padding of the input.
-    let check_padding = |weights: &[u64], bits: usize| -> Result<(), String> {
-        let kw = words64(bits);
-        if bits.is_multiple_of(64) {
-            return Ok(());
-        }
-        let mask = !((1u64 << (bits % 64)) - 1);
-        for (r, row) in weights.chunks(kw).enumerate() {
-            if row[kw - 1] & mask != 0 {
-                return Err(format!("row {r} has padding bits set past bit {bits}"));
-            }
-        }
-        Ok(())
     };
     match &layer {
         Layer::PixelDense {

@@ -350,6 +350,8 @@ pub struct GpuModel {
 pub enum GpuModelError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Invalid(#[from] super::format::BpmError),
     #[error("layer {index}: {msg}")]
     Unsupported { index: usize, msg: String },
 }
@@ -367,9 +369,9 @@ fn to_u32_rows(words: &[u64], rows: usize, k: usize) -> Vec<u32> {
 }
 
 impl GpuModel {
-    /// Uploads a validated model.
+    /// Uploads a model, after [`BpmModel::validate`].
     pub fn new(gpu: &Arc<Gpu>, model: &BpmModel) -> Result<GpuModel, GpuModelError> {
-        let values = model.values().expect("a validated model chains");
+        let values = model.validate()?;
         let xnor = gemm_variant(gpu, GemmFamily::Xnor)?;
         let f32v = gemm_variant(gpu, GemmFamily::F32)?;
         let mut layers = Vec::new();
