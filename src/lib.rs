@@ -6,6 +6,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod export;
 pub mod gpu;
 pub mod methods;
 pub mod nn;

@@ -3,7 +3,10 @@
 mod bench;
 mod devices;
 mod eval;
+mod export;
+mod infer;
 mod reproduce;
+mod summary;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +44,12 @@ pub enum Command {
     Train(Box<train::TrainArgs>),
     /// Test loss and accuracy of a checkpoint.
     Eval(eval::EvalArgs),
+    /// Per-layer parameters, memory (f32 vs deployed .bpm) and MACs of a model.
+    Summary(summary::SummaryArgs),
+    /// Pack a bmlp or bcnn checkpoint into a .bpm file (docs/bpm-format.md).
+    Export(export::ExportArgs),
+    /// Run a .bpm model on the test set (CPU or GPU): accuracy, images/s, latency.
+    Infer(infer::InferArgs),
     /// Run a paper's comparisons on Fashion-MNIST; writes report.md and plots.
     #[command(subcommand)]
     Reproduce(reproduce::ReproduceCommand),
@@ -83,6 +92,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cmd) => bench::run(&cli, cmd),
         Command::Train(args) => train::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
+        Command::Summary(args) => summary::run(&cli, args),
+        Command::Export(args) => export::run(&cli, args),
+        Command::Infer(args) => infer::run(&cli, args),
         Command::Reproduce(cmd) => reproduce::run(&cli, cmd),
     }
 }
