@@ -61,7 +61,7 @@ pub struct TrainArgs {
     /// tenth of the training images when fewer than 50,000 are used).
     #[arg(long, allow_negative_numbers = true, value_parser = count)]
     val: Option<usize>,
-    /// Batch size for evaluation passes [default: 1000].
+    /// Batch size for evaluation passes [default: 200; conv models need activations under the 128 MiB binding limit of some adapters].
     #[arg(long, allow_negative_numbers = true, value_parser = count)]
     eval_batch: Option<usize>,
     /// What a non-finite loss or gradient does: stop (naming epoch, step and

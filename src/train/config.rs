@@ -92,7 +92,7 @@ impl Default for TrainConfig {
             data: PathBuf::from(crate::data::DEFAULT_FASHION_MNIST_DIR),
             limit_train: 0,
             val: None,
-            eval_batch: 1000,
+            eval_batch: 200,
             on_nan: OnNan::Stop,
             checkpoint_every: 0,
             sampling: None,
