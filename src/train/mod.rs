@@ -471,6 +471,9 @@ pub fn train_with(
         };
         let test_eval = evaluate(&gpu, model.as_ref(), &test, cfg.eval_batch)?;
         let sums = state.sums;
+        // Before the memory figures, so its temporaries count in every epoch alike.
+        let mut extra = weights.end_of_epoch(&gpu, model.as_ref())?;
+        extra.extend(method.epoch_metrics());
         let m = EpochMetrics {
             epoch,
             lr,
@@ -485,11 +488,7 @@ pub fn train_with(
             gpu_bytes: gpu.pool().bytes_in_use(),
             gpu_bytes_allocated: gpu.pool().bytes_allocated(),
             skipped_batches: sums.skipped,
-            method: {
-                let mut m = weights.end_of_epoch(&gpu, model.as_ref())?;
-                m.extend(method.epoch_metrics());
-                m
-            },
+            method: extra,
         };
         eprintln!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | val acc {} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
