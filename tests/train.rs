@@ -279,9 +279,9 @@ fn store_bits(gpu: &Gpu, model: &dyn Model) -> Vec<(String, Vec<u32>)> {
 fn trained_checkpoints_round_trip_bit_for_bit_and_load_strictly() {
     let gpu = gpu();
     let tmp = TempDir::new("ckpt");
-    let meta = checkpoint_metadata(&TrainConfig::default());
     for name in ["bmlp", "reactnet-s"] {
         let model = build_model(&gpu, name, 1).unwrap();
+        let meta = checkpoint_metadata(&TrainConfig::default(), model.as_ref());
         let fresh = store_bits(&gpu, model.as_ref());
         steps_on_a_fixed_batch(&gpu, model.as_ref(), 8, 2, 1e-2);
         let trained = store_bits(&gpu, model.as_ref());

@@ -133,7 +133,7 @@ fn checkpoints_round_trip_bit_for_bit_and_load_strictly() {
             &gpu,
             model.store(),
             &path,
-            &checkpoint_metadata(&config(&dir)),
+            &checkpoint_metadata(&config(&dir), model.as_ref()),
         )
         .unwrap();
         let mut other = build_model(&gpu, name, 4).unwrap();

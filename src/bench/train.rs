@@ -194,7 +194,7 @@ pub fn step_macs(
 ) -> anyhow::Result<crate::autograd::MacCount> {
     let (x, _) = step_inputs(gpu, model, batch)?;
     let mut tape = crate::autograd::Tape::new(gpu.clone());
-    let mut ctx = crate::nn::Ctx::new(&mut tape, model.store(), true);
+    let mut ctx = crate::nn::Ctx::for_model(&mut tape, model, true);
     let xv = ctx.tape.leaf(x, false);
     model.forward(&mut ctx, xv)?;
     gpu.flush_and_wait();

@@ -99,6 +99,9 @@ pub struct TrainArgs {
     /// Training batches that re-estimate batch-norm statistics after each replacement [default: 20].
     #[arg(long, allow_negative_numbers = true, value_parser = count)]
     bn_reestimate_batches: Option<usize>,
+    /// Training method: plain, adambnn, binaryduo or recu [default: plain].
+    #[arg(long)]
+    method: Option<crate::train::config::MethodKind>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
@@ -150,7 +153,8 @@ impl TrainArgs {
             pswm_mu,
             sampling_start,
             sampling_stop,
-            bn_reestimate_batches
+            bn_reestimate_batches,
+            method
         );
         if let Some(v) = self.sampling {
             c.sampling = Some(v);

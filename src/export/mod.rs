@@ -43,6 +43,13 @@ pub fn read_checkpoint(path: &Path) -> anyhow::Result<(Description, BTreeMap<Str
             path.display()
         )
     })?;
+    let bin = crate::nn::Binarization::from_metadata(&ck.metadata)
+        .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
+    anyhow::ensure!(
+        bin.is_default(),
+        "checkpoint {}: export supports the plain binarization rules only; this model was trained with {bin:?}",
+        path.display()
+    );
     let desc =
         describe(&name).map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
     let expected = desc.tensors();
@@ -80,7 +87,7 @@ pub fn float_predictions(
     while batches.next_into(&mut b) {
         let (x, _) = crate::train::upload(gpu, &b, &model.input_shape())?;
         let mut tape = Tape::new(gpu.clone());
-        let mut ctx = Ctx::new(&mut tape, model.store(), false);
+        let mut ctx = Ctx::for_model(&mut tape, model, false);
         let xv = ctx.tape.leaf(x, false);
         let logits = model.forward(&mut ctx, xv)?;
         let preds = crate::ops::reduce::argmax_rows(gpu, tape.value(logits))?;

@@ -50,6 +50,8 @@ pub enum GpuError {
     },
     #[error("reading back from the device failed: {0}")]
     Readback(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Bytes of parameters one batch can hold before it is submitted.

@@ -281,7 +281,7 @@ pub fn reestimate_batch_norm(
     while i < batches && it.next_into(&mut b) {
         let (x, _) = crate::train::upload(gpu, &b, &model.input_shape())?;
         let mut tape = Tape::new(gpu.clone());
-        let mut ctx = Ctx::new(&mut tape, model.store(), true);
+        let mut ctx = Ctx::for_model(&mut tape, model, true);
         ctx.grads = false;
         ctx.bn_momentum = 1.0 / (i as f32 + 1.0);
         let xv = ctx.tape.leaf(x, false);

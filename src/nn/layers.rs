@@ -6,7 +6,12 @@ use std::collections::HashMap;
 use crate::autograd::{Tape, Var, ops};
 use crate::data::rng::SplitMix64;
 use crate::gpu::{Gpu, GpuError};
+use crate::nn::Model;
 use crate::nn::params::{ParamId, ParamKind, ParamStore};
+use crate::nn::quant::{Binarization, WeightRule};
+
+/// ReCU's tau at the first epoch (METHODS.md section 3).
+pub const RECU_TAU_START: f32 = 0.85;
 
 /// One forward pass: the tape, the model's tensors, train or eval mode, and
 /// the tape leaf of each parameter used so far.
@@ -19,6 +24,10 @@ pub struct Ctx<'a> {
     pub grads: bool,
     /// Momentum of the running-statistics update in training mode.
     pub bn_momentum: f32,
+    /// The model's weight and activation rules for binary layers.
+    pub bin: Binarization,
+    /// ReCU's tau for this pass (set by the method each epoch).
+    pub tau: f32,
     leaves: HashMap<ParamId, Var>,
 }
 
@@ -30,8 +39,17 @@ impl<'a> Ctx<'a> {
             train,
             grads: train,
             bn_momentum: BN_MOMENTUM,
+            bin: Binarization::default(),
+            tau: RECU_TAU_START,
             leaves: HashMap::new(),
         }
+    }
+
+    /// A pass over `model`: its tensors and its binarization rules.
+    pub fn for_model(tape: &'a mut Tape, model: &'a dyn Model, train: bool) -> Ctx<'a> {
+        let mut ctx = Ctx::new(tape, model.store(), train);
+        ctx.bin = model.binarization();
+        ctx
     }
 
     /// The tape leaf of a parameter (recorded once per forward).
@@ -48,6 +66,13 @@ impl<'a> Ctx<'a> {
     pub fn leaves(&self) -> Vec<(ParamId, Var)> {
         self.leaves.iter().map(|(p, v)| (*p, *v)).collect()
     }
+}
+
+/// A weight rule this layer cannot run yet.
+fn unsupported(rule: WeightRule) -> GpuError {
+    GpuError::Unsupported(format!(
+        "weight rule {rule:?} is not implemented for this layer"
+    ))
 }
 
 /// PyTorch's default init for linear and conv kernels: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -91,10 +116,13 @@ impl Linear {
 
     pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let w = ctx.param(self.weight);
-        if self.binary {
-            ops::binary_linear(ctx.tape, x, w)
-        } else {
-            ops::linear(ctx.tape, x, w, None)
+        if !self.binary {
+            return ops::linear(ctx.tape, x, w, None);
+        }
+        match ctx.bin.weights {
+            WeightRule::ChannelMeanAbs => ops::binary_linear(ctx.tape, x, w),
+            WeightRule::Real => ops::linear(ctx.tape, x, w, None),
+            rule => Err(unsupported(rule)),
         }
     }
 }
@@ -143,7 +171,14 @@ impl Conv2d {
 
     pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let w = ctx.param(self.weight);
-        ops::conv2d(ctx.tape, x, w, self.stride, self.pad, self.binary)
+        if !self.binary {
+            return ops::conv2d(ctx.tape, x, w, self.stride, self.pad, false);
+        }
+        match ctx.bin.weights {
+            WeightRule::ChannelMeanAbs => ops::conv2d(ctx.tape, x, w, self.stride, self.pad, true),
+            WeightRule::Real => ops::conv2d(ctx.tape, x, w, self.stride, self.pad, false),
+            rule => Err(unsupported(rule)),
+        }
     }
 }
 

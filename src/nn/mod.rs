@@ -3,7 +3,9 @@
 pub mod layers;
 pub mod models;
 pub mod params;
+pub mod quant;
 
 pub use layers::Ctx;
-pub use models::{MODEL_NAMES, Model, build_model};
+pub use models::{MODEL_NAMES, Model, build_model, build_model_with};
 pub use params::{ParamId, ParamKind, ParamStore};
+pub use quant::{ActRule, Binarization, WeightRule};

@@ -6,6 +6,7 @@ use crate::data::rng::SplitMix64;
 use crate::gpu::{Gpu, GpuError};
 use crate::nn::layers::{BatchNorm, Conv2d, Ctx, Linear, RPReLU, RSign};
 use crate::nn::params::{ParamKind, ParamStore};
+use crate::nn::quant::{ActRule, Binarization};
 
 /// Names `--model` accepts.
 pub const MODEL_NAMES: &[&str] = &[
@@ -26,6 +27,10 @@ pub trait Model {
     fn input_shape(&self) -> Vec<usize>;
     /// Logits `[N, 10]` for images `x` `[N, ...input_shape]`.
     fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError>;
+    /// The rules its binary layers binarize by.
+    fn binarization(&self) -> Binarization {
+        Binarization::default()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,17 +43,30 @@ pub enum ModelError {
     Gpu(#[from] GpuError),
 }
 
-/// Builds a model by name with seeded initial weights.
+/// Builds a model by name with seeded initial weights and the plain
+/// binarization rules.
 pub fn build_model(gpu: &Gpu, name: &str, seed: u64) -> Result<Box<dyn Model>, ModelError> {
+    build_model_with(gpu, name, seed, Binarization::default())
+}
+
+/// [`build_model`] with the given binarization rules.
+pub fn build_model_with(
+    gpu: &Gpu,
+    name: &str,
+    seed: u64,
+    bin: Binarization,
+) -> Result<Box<dyn Model>, ModelError> {
     let (base, binary) = match name.strip_suffix("-f32") {
         Some(b) => (b, false),
         None => (name, true),
     };
     let mut rng = SplitMix64::new(seed).fork(0x1417);
     Ok(match base {
-        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, &mut rng)?),
-        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, &mut rng)?),
-        "reactnet-s" => Box::new(ReactNetS::new(gpu, name, binary, &mut rng)?),
+        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, &mut rng)?.with_binarization(bin)),
+        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, &mut rng)?.with_binarization(bin)),
+        "reactnet-s" => {
+            Box::new(ReactNetS::new(gpu, name, binary, &mut rng)?.with_binarization(bin))
+        }
         _ => return Err(ModelError::Unknown(name.to_string())),
     })
 }
@@ -56,10 +74,14 @@ pub fn build_model(gpu: &Gpu, name: &str, seed: u64) -> Result<Box<dyn Model>, M
 /// The activation between layers: sign with the clipped STE in a BNN,
 /// HardTanh in the real-valued twin.
 fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
-    if binary {
-        ops::sign_ste(ctx.tape, x)
-    } else {
-        ops::hardtanh(ctx.tape, x, -1.0, 1.0)
+    if !binary {
+        return ops::hardtanh(ctx.tape, x, -1.0, 1.0);
+    }
+    match ctx.bin.acts {
+        ActRule::ClippedSte => ops::sign_ste(ctx.tape, x),
+        rule => Err(GpuError::Unsupported(format!(
+            "activation rule {rule:?} is not implemented for this model"
+        ))),
     }
 }
 
@@ -67,6 +89,7 @@ fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
 /// 1024->1024, bn2, sign; fc3 1024->10, bn3 on the logits. No biases.
 pub struct Bmlp {
     name: String,
+    bin: Binarization,
     binary: bool,
     store: ParamStore,
     fc1: Linear,
@@ -78,6 +101,12 @@ pub struct Bmlp {
 }
 
 impl Bmlp {
+    /// The same network with other binarization rules.
+    pub fn with_binarization(mut self, bin: Binarization) -> Self {
+        self.bin = bin;
+        self
+    }
+
     pub fn new(
         gpu: &Gpu,
         name: &str,
@@ -120,6 +149,7 @@ impl Bmlp {
         let bn3 = BatchNorm::new(gpu, &mut s, "bn3", 10)?;
         Ok(Bmlp {
             name: name.to_string(),
+            bin: Binarization::default(),
             binary,
             store: s,
             fc1,
@@ -135,6 +165,9 @@ impl Bmlp {
 impl Model for Bmlp {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn binarization(&self) -> Binarization {
+        self.bin
     }
     fn store(&self) -> &ParamStore {
         &self.store
@@ -162,6 +195,7 @@ impl Model for Bmlp {
 /// bn3, sign; flatten; fc 6272->10 (binary), bn4.
 pub struct Bcnn {
     name: String,
+    bin: Binarization,
     binary: bool,
     store: ParamStore,
     conv1: Conv2d,
@@ -175,6 +209,12 @@ pub struct Bcnn {
 }
 
 impl Bcnn {
+    /// The same network with other binarization rules.
+    pub fn with_binarization(mut self, bin: Binarization) -> Self {
+        self.bin = bin;
+        self
+    }
+
     pub fn new(
         gpu: &Gpu,
         name: &str,
@@ -201,6 +241,7 @@ impl Bcnn {
         let bn4 = BatchNorm::new(gpu, &mut s, "bn4", 10)?;
         Ok(Bcnn {
             name: name.to_string(),
+            bin: Binarization::default(),
             binary,
             store: s,
             conv1,
@@ -218,6 +259,9 @@ impl Bcnn {
 impl Model for Bcnn {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn binarization(&self) -> Binarization {
+        self.bin
     }
     fn store(&self) -> &ParamStore {
         &self.store
@@ -318,6 +362,7 @@ impl ReactBlock {
 /// classifier 32->10 with bias as in ReActNet.
 pub struct ReactNetS {
     name: String,
+    bin: Binarization,
     store: ParamStore,
     stem: Conv2d,
     stem_bn: BatchNorm,
@@ -329,6 +374,12 @@ pub struct ReactNetS {
 const REACT_WIDTH: usize = 32;
 
 impl ReactNetS {
+    /// The same network with other binarization rules.
+    pub fn with_binarization(mut self, bin: Binarization) -> Self {
+        self.bin = bin;
+        self
+    }
+
     pub fn new(
         gpu: &Gpu,
         name: &str,
@@ -359,6 +410,7 @@ impl ReactNetS {
         let fc_bias = s.add(gpu, "fc.bias", ParamKind::Bias, &[10], &b)?;
         Ok(ReactNetS {
             name: name.to_string(),
+            bin: Binarization::default(),
             store: s,
             stem,
             stem_bn,
@@ -372,6 +424,9 @@ impl ReactNetS {
 impl Model for ReactNetS {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn binarization(&self) -> Binarization {
+        self.bin
     }
     fn store(&self) -> &ParamStore {
         &self.store

@@ -49,6 +49,38 @@ pub struct TrainConfig {
     pub sampling_stop: usize,
     /// Training batches of the batch-norm re-estimation after each replacement.
     pub bn_reestimate_batches: usize,
+    /// The training method: plain, adambnn, binaryduo or recu.
+    pub method: MethodKind,
+}
+
+/// `--method`: the training method whose recipe the run follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodKind {
+    /// The training issue's loop and binarization rules.
+    #[default]
+    Plain,
+    /// AdamBNN's two-step training (METHODS.md section 1).
+    Adambnn,
+    /// BinaryDuo's coupled ternary training then decoupling (section 2).
+    Binaryduo,
+    /// ReCU's rectified clamp (section 3).
+    Recu,
+}
+
+impl std::str::FromStr for MethodKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(MethodKind::Plain),
+            "adambnn" => Ok(MethodKind::Adambnn),
+            "binaryduo" => Ok(MethodKind::Binaryduo),
+            "recu" => Ok(MethodKind::Recu),
+            _ => Err(format!(
+                "unknown --method '{s}': expected plain, adambnn, binaryduo or recu"
+            )),
+        }
+    }
 }
 
 /// What a non-finite loss or gradient does.
@@ -103,6 +135,7 @@ impl Default for TrainConfig {
             sampling_start: 1,
             sampling_stop: 0,
             bn_reestimate_batches: 20,
+            method: MethodKind::Plain,
         }
     }
 }
@@ -132,6 +165,11 @@ pub enum ConfigError {
 }
 
 impl TrainConfig {
+    /// The binarization rules the configured method trains with.
+    pub fn binarization(&self) -> crate::nn::Binarization {
+        crate::nn::Binarization::default()
+    }
+
     /// Reads a flat TOML file over the defaults; unknown keys are errors.
     /// Does not [`validate`](Self::validate).
     pub fn from_toml_file(path: &Path) -> Result<TrainConfig, ConfigError> {
@@ -207,6 +245,12 @@ impl TrainConfig {
         }
         if self.sampling_start == 0 {
             return bad("sampling_start", "epochs count from 1, got 0".into());
+        }
+        if self.method != MethodKind::Plain {
+            return bad(
+                "method",
+                format!("{:?} is not implemented yet", self.method).to_lowercase(),
+            );
         }
         Ok(())
     }

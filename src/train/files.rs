@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::gpu::Gpu;
-use crate::nn::ParamStore;
+use crate::nn::{Model, ParamStore};
 use crate::train::{EpochMetrics, TrainConfig};
 
 /// Writes `path` atomically: a temporary file in the same directory,
@@ -54,10 +54,12 @@ pub fn progress_bar(show: bool, len: u64, prefix: &str) -> indicatif::ProgressBa
     bar
 }
 
-/// The metadata stored in a model checkpoint: the model name and the run's configuration.
-pub fn checkpoint_metadata(cfg: &TrainConfig) -> BTreeMap<String, String> {
+/// The metadata stored in a model checkpoint: the model name, its
+/// binarization rules (when not the plain ones) and the run's configuration.
+pub fn checkpoint_metadata(cfg: &TrainConfig, model: &dyn Model) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    m.insert("model".into(), cfg.model.clone());
+    m.insert("model".into(), model.name().to_string());
+    model.binarization().write_metadata(&mut m);
     m.insert("config".into(), cfg.to_toml());
     m.insert("format".into(), "bitprop-model-1".into());
     m

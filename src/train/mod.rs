@@ -17,7 +17,7 @@ use crate::data::{self, Batches, Dataset};
 use crate::gpu::{Gpu, Readback};
 use crate::methods::psample::{PeriodicSampling, SamplingConfig};
 use crate::methods::{Method, MethodCtx, Plain};
-use crate::nn::{Ctx, Model, ParamId, build_model};
+use crate::nn::{Ctx, Model, ParamId, build_model_with};
 use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -102,7 +102,7 @@ pub fn evaluate(
     while batches.next_into(&mut b) {
         let (x, labels) = upload(gpu, &b, &model.input_shape())?;
         let mut tape = Tape::new(gpu.clone());
-        let mut ctx = Ctx::new(&mut tape, model.store(), false);
+        let mut ctx = Ctx::for_model(&mut tape, model, false);
         let xv = ctx.tape.leaf(x, false);
         let logits = model.forward(&mut ctx, xv)?;
         let loss = ops::softmax_cross_entropy(&mut tape, logits, &labels)?;
@@ -140,7 +140,7 @@ pub fn train_step(
     lr: f64,
 ) -> anyhow::Result<(Tensor, Tensor)> {
     let mut tape = Tape::new(gpu.clone());
-    let mut ctx = Ctx::new(&mut tape, model.store(), true);
+    let mut ctx = Ctx::for_model(&mut tape, model, true);
     let xv = ctx.tape.leaf(x, false);
     let logits = model.forward(&mut ctx, xv)?;
     let leaves = ctx.leaves();
@@ -263,7 +263,7 @@ pub fn train_with(
     );
     let (train_set, val_set) = data::split_validation(train_all, val_n)?;
 
-    let mut model = build_model(&gpu, &cfg.model, cfg.seed)?;
+    let mut model = build_model_with(&gpu, &cfg.model, cfg.seed, cfg.binarization())?;
     let mut opt = Optimizer::new(
         &gpu,
         OptimizerConfig {
@@ -508,7 +508,7 @@ pub fn train_with(
         }
         files::write_atomic(&metrics_path, lines.as_bytes())?;
 
-        let meta = files::checkpoint_metadata(cfg);
+        let meta = files::checkpoint_metadata(cfg, model.as_ref());
         files::save_model(
             &gpu,
             model.store(),
