@@ -102,6 +102,12 @@ pub struct TrainArgs {
     /// Training method: plain, adambnn, binaryduo or recu [default: plain].
     #[arg(long)]
     method: Option<crate::train::config::MethodKind>,
+    /// Multiply every hidden layer's width by X (e.g. 0.25 for quick experiments) [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    width: Option<f64>,
+    /// Evaluate on the first N test images only [default: 0, all].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    limit_test: Option<usize>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
@@ -154,7 +160,9 @@ impl TrainArgs {
             sampling_start,
             sampling_stop,
             bn_reestimate_batches,
-            method
+            method,
+            width,
+            limit_test
         );
         if let Some(v) = self.sampling {
             c.sampling = Some(v);

@@ -51,6 +51,10 @@ pub struct TrainConfig {
     pub bn_reestimate_batches: usize,
     /// The training method: plain, adambnn, binaryduo or recu.
     pub method: MethodKind,
+    /// Multiplier of every hidden layer's width (1: the models as listed).
+    pub width: f64,
+    /// Evaluate on the first N test images only (0: all 10,000).
+    pub limit_test: usize,
 }
 
 /// `--method`: the training method whose recipe the run follows.
@@ -136,6 +140,8 @@ impl Default for TrainConfig {
             sampling_stop: 0,
             bn_reestimate_batches: 20,
             method: MethodKind::Plain,
+            width: 1.0,
+            limit_test: 0,
         }
     }
 }
@@ -245,6 +251,9 @@ impl TrainConfig {
         }
         if self.sampling_start == 0 {
             return bad("sampling_start", "epochs count from 1, got 0".into());
+        }
+        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 16.0) {
+            return bad("width", format!("must be in (0, 16], got {}", self.width));
         }
         if self.method != MethodKind::Plain {
             return bad(

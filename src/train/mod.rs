@@ -17,7 +17,7 @@ use crate::data::{self, Batches, Dataset};
 use crate::gpu::{Gpu, Readback};
 use crate::methods::psample::{PeriodicSampling, SamplingConfig};
 use crate::methods::{Method, MethodCtx, Plain};
-use crate::nn::{Ctx, Model, ParamId, build_model_with};
+use crate::nn::{Ctx, Model, ParamId, build_model_sized};
 use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -248,6 +248,11 @@ pub fn train_with(
     })?;
 
     let (train_all, test) = data::load_fashion_mnist(&cfg.data)?;
+    let test = if cfg.limit_test > 0 {
+        test.limit(cfg.limit_test)
+    } else {
+        test
+    };
     let train_all = if cfg.limit_train > 0 {
         train_all.limit(cfg.limit_train)
     } else {
@@ -263,7 +268,7 @@ pub fn train_with(
     );
     let (train_set, val_set) = data::split_validation(train_all, val_n)?;
 
-    let mut model = build_model_with(&gpu, &cfg.model, cfg.seed, cfg.binarization())?;
+    let mut model = build_model_sized(&gpu, &cfg.model, cfg.seed, cfg.binarization(), cfg.width)?;
     let mut opt = Optimizer::new(
         &gpu,
         OptimizerConfig {
