@@ -51,7 +51,7 @@ pub struct EpochMetrics {
 }
 
 /// `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub model: String,
     pub adapter: String,
