@@ -226,3 +226,43 @@ fn f32_gemm_matches_cpu_for_every_transpose_and_variant() {
         }
     }
 }
+
+/// `bitprop bench gemm --json` prints one object with the keys other tools
+/// read, on an odd small shape, with its bound analysis.
+#[test]
+fn bench_gemm_json_has_its_keys() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
+        .args(["bench", "gemm", "--m", "33", "--n", "65", "--k", "100"])
+        .args(["--reps", "1", "--json"])
+        .output()
+        .expect("bitprop runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "adapter",
+        "timing",
+        "m",
+        "n",
+        "k",
+        "xnor_ms",
+        "f32_ms",
+        "cpu_xnor_ms",
+        "xnor_ops_per_s",
+        "peak_ops_per_s",
+        "f32_flops_per_s",
+        "fma_peak_flops_per_s",
+        "xnor_vs_f32",
+        "xnor_pct_of_peak",
+        "f32_pct_of_peak",
+        "device_vs_cpu",
+        "roundtrip_ms",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key}: {v}");
+    }
+    assert_eq!(v["m"], 33);
+    assert!(v["xnor_ms"].as_f64().unwrap() > 0.0);
+    let timing = v["timing"].as_str().unwrap();
+    assert!(timing == "timestamp" || timing == "wall", "{timing}");
+    assert_eq!(v["xnor_bound"].as_array().unwrap().len(), 6, "{v}");
+}
