@@ -52,19 +52,6 @@ pub struct GemmBench {
     pub xnor_bound: Vec<VariantTime>,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct BoundParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    kw: u32,
-    has_scale: u32,
-    groups_x: u32,
-    groups: u32,
-    _pad: u32,
-}
-
 const XNOR_BOUND: Kernel = kernel!(
     "bench/xnor_bound.wgsl",
     "xnor_r16_bound",
@@ -97,7 +84,7 @@ fn xnor_bound(
     let (gx, gy) = (n.div_ceil(4 * wg) as u32, m.div_ceil(16) as u32);
     let groups = gx as u64 * gy as u64;
     let out = Tensor::empty(gpu, &[m, n], DType::U32)?;
-    let params = BoundParams {
+    let params = crate::ops::gemm::XnorParams {
         m: m as u32,
         n: n as u32,
         k: k as u32,

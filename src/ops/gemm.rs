@@ -76,17 +76,19 @@ impl GemmVariant {
     }
 }
 
+/// Uniform parameters of the XNOR GEMM kernels (and of the bench's
+/// variants of them).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct XnorParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    kw: u32,
-    has_scale: u32,
-    groups_x: u32,
-    groups: u32,
-    _pad: u32,
+pub(crate) struct XnorParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub kw: u32,
+    pub has_scale: u32,
+    pub groups_x: u32,
+    pub groups: u32,
+    pub _pad: u32,
 }
 
 const XNOR_VEC4: [Kernel; 3] = [
