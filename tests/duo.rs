@@ -351,3 +351,93 @@ fn decoupling_preserves_bmlp_outputs() {
 fn decoupling_preserves_bcnn_outputs() {
     check_decoupling("bcnn", 3, 22);
 }
+
+#[test]
+fn probe_gives_a_cosine_for_sign_and_ternary_activations() {
+    use bitprop::methods::probe::{ProbeConfig, probe};
+    let gpu = gpu();
+    let mut rng = Rng::new(31);
+    let n = 16;
+    let x = Tensor::from_f32(&gpu, &[n, 784], &rng.vec(n * 784)).unwrap();
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 10).collect();
+    let y = Tensor::from_u32(&gpu, &[n], &labels).unwrap();
+    let cfg = ProbeConfig {
+        every: 1,
+        sigma: 0.0,
+        pairs: 3,
+        weights: 8,
+        batch: n,
+        seed: 1,
+    };
+    for bin in [Binarization::default(), COUPLED, DECOUPLED] {
+        let mut model = build_model_with(&gpu, "bmlp", 3, bin).unwrap();
+        let before = model
+            .store()
+            .get(model.store().binary_weights()[0])
+            .to_f32(&gpu)
+            .unwrap();
+        let running = model.store().find("bn1.running_mean").unwrap();
+        let rm = model.store().get(running).to_f32(&gpu).unwrap();
+        let p = probe(&gpu, model.as_mut(), &x, &y, &cfg).unwrap();
+        assert!(p.cos.is_finite() && p.cos.abs() <= 1.0, "{bin:?}: {p:?}");
+        assert!(p.sigma > 0.0 && p.weights == 8 && p.layer == "fc1.weight");
+        // The probe leaves the model as it was.
+        let w = model.store().get(model.store().binary_weights()[0]);
+        assert_eq!(w.to_f32(&gpu).unwrap(), before);
+        assert_eq!(model.store().get(running).to_f32(&gpu).unwrap(), rm);
+    }
+}
+
+#[test]
+fn two_stage_run_writes_both_stages_and_rebuilds_from_checkpoints() {
+    use bitprop::train::TrainConfig;
+    use bitprop::train::config::MethodKind;
+    let gpu = gpu();
+    let dir = std::env::temp_dir().join(format!("bitprop-duo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = TrainConfig {
+        model: "bmlp".into(),
+        method: MethodKind::Binaryduo,
+        epochs: 1,
+        duo_finetune_epochs: 1,
+        batch: 128,
+        limit_train: 512,
+        val: Some(128),
+        probe_every: 1,
+        probe_samples: 2,
+        probe_weights: 8,
+        out: dir.clone(),
+        ..TrainConfig::default()
+    };
+    let run = bitprop::methods::duo::train_binaryduo(gpu.clone(), &cfg, false).unwrap();
+    assert_eq!(run.coupled.epochs, 1);
+    assert_eq!(run.finetuned.epochs, 1);
+    // Decoupling keeps the predictions (a tie within an ulp of a threshold
+    // could move one image; none is expected).
+    let d = &run.decoupling;
+    assert!(
+        (d.decoupled_test_acc - d.coupled_test_acc).abs() <= 1e-4,
+        "{d:?}"
+    );
+    let line = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert!(m["grad_mismatch_cos"].as_f64().is_some(), "{m}");
+    assert_eq!(m["grad_mismatch_pairs"], 2);
+    let test = bitprop::data::load_fashion_mnist(&cfg.data)
+        .unwrap()
+        .1
+        .limit(500);
+    for (ck, want) in [
+        (dir.join("coupled/best.safetensors"), COUPLED),
+        (dir.join("best.safetensors"), DECOUPLED),
+    ] {
+        let meta = bitprop::checkpoint::load(&ck).unwrap().metadata;
+        let bin = Binarization::from_metadata(&meta).unwrap();
+        assert_eq!(bin, want, "{}", ck.display());
+        let mut model = build_model_with(&gpu, &meta["model"], 0, bin).unwrap();
+        bitprop::train::files::load_model(&gpu, model.store_mut(), &ck).unwrap();
+        let e = bitprop::train::evaluate(&gpu, model.as_ref(), &test, 500).unwrap();
+        assert!(e.acc > 0.3, "{}: {e:?}", ck.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
