@@ -163,7 +163,7 @@ pub fn repeat_channels(gpu: &Gpu, x: &Tensor) -> Result<Tensor, GpuError> {
 pub fn sum_halves(gpu: &Gpu, g: &Tensor) -> Result<Tensor, GpuError> {
     let mut shape = g.shape().to_vec();
     assert!(
-        shape.len() >= 2 && shape[1] % 2 == 0,
+        shape.len() >= 2 && shape[1].is_multiple_of(2),
         "sum_halves: {g:?} has no even channel axis"
     );
     shape[1] /= 2;
