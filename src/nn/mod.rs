@@ -1,5 +1,6 @@
 //! Layers and models.
 
+pub mod duo;
 pub mod layers;
 pub mod models;
 pub mod params;

@@ -101,6 +101,11 @@ pub fn build_model_sized(
         None => (name, true),
     };
     let mut rng = SplitMix64::new(seed).fork(0x1417);
+    // BinaryDuo's activation rules come with their own (narrower, or
+    // decoupled) networks.
+    if matches!(bin.acts, ActRule::Ternary | ActRule::Decoupled01) {
+        return crate::nn::duo::build(gpu, name, &mut rng, bin);
+    }
     Ok(match base {
         "bmlp" => Box::new(Bmlp::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin)),
         "bcnn" => Box::new(Bcnn::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin)),

@@ -268,7 +268,10 @@ pub fn train_with(
     );
     let (train_set, val_set) = data::split_validation(train_all, val_n)?;
 
-    let mut model = build_model_sized(&gpu, &cfg.model, cfg.seed, cfg.binarization(), cfg.width)?;
+    let mut model = match &cfg.duo_decoupled_from {
+        Some(p) => crate::methods::duo::decoupled_from_checkpoint(&gpu, &cfg.model, p)?,
+        None => build_model_sized(&gpu, &cfg.model, cfg.seed, cfg.binarization(), cfg.width)?,
+    };
     let mut opt = Optimizer::new(
         &gpu,
         OptimizerConfig {
@@ -308,6 +311,19 @@ pub fn train_with(
         }
         None => Box::new(Plain),
     };
+    if cfg.probe_every > 0 {
+        let probe = crate::methods::probe::ProbeConfig {
+            every: cfg.probe_every,
+            sigma: cfg.probe_sigma,
+            pairs: cfg.probe_samples,
+            weights: cfg.probe_weights,
+            batch: cfg.batch.min(256),
+            seed: cfg.seed,
+        };
+        method = Box::new(crate::methods::probe::WithProbe::new(
+            method, probe, cfg.epochs,
+        ));
+    }
     let mut weights = WeightMetrics::new(&gpu, model.as_ref())?;
     let mut state = if resume {
         resume::load(&gpu, cfg, model.as_mut(), &mut opt, &mut weights)?
