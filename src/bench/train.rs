@@ -31,7 +31,9 @@ pub struct TrainBench {
     pub batch: usize,
     pub steps: usize,
     pub timing: String,
-    /// Wall time per step, steps run back to back (host and device overlapped).
+    /// Wall time per step: steps run back to back (host and device
+    /// overlapped), or with `--compare-f32` the median of single steps
+    /// alternated with the other model's.
     pub step_ms: f64,
     pub samples_per_s: f64,
     /// Share of the profiled device time per kernel family (fractions summing to 1).
@@ -52,6 +54,124 @@ fn step_inputs(gpu: &Gpu, model: &dyn Model, batch: usize) -> anyhow::Result<(Te
     Ok((x, Tensor::from_u32(gpu, &[batch], &labels)?))
 }
 
+/// A model, its optimizer and one synthetic batch, ready to step.
+struct Harness {
+    name: String,
+    batch: usize,
+    model: Box<dyn Model>,
+    opt: Optimizer,
+    x: Tensor,
+    labels: Tensor,
+}
+
+impl Harness {
+    /// Builds `model_name` and takes two warm-up steps.
+    fn new(gpu: &Arc<Gpu>, model_name: &str, batch: usize, width: f64) -> anyhow::Result<Harness> {
+        let model = build_model_sized(gpu, model_name, 0, Binarization::default(), width)?;
+        let opt = Optimizer::new(
+            gpu,
+            OptimizerConfig {
+                kind: OptimizerKind::Adam,
+                weight_decay: 0.0,
+                decay_scope: DecayScope::All,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                momentum: 0.9,
+                nesterov: false,
+            },
+        )?;
+        let (x, labels) = step_inputs(gpu, model.as_ref(), batch)?;
+        let mut h = Harness {
+            name: model_name.to_string(),
+            batch,
+            model,
+            opt,
+            x,
+            labels,
+        };
+        for _ in 0..2 {
+            h.step(gpu)?;
+        }
+        gpu.flush_and_wait();
+        Ok(h)
+    }
+
+    fn step(&mut self, gpu: &Arc<Gpu>) -> anyhow::Result<()> {
+        train_step(
+            gpu,
+            self.model.as_ref(),
+            &mut self.opt,
+            self.x.clone(),
+            &self.labels,
+            1e-3,
+        )?;
+        Ok(())
+    }
+
+    /// Wall milliseconds of one step from an idle device to an idle device.
+    fn timed_step(&mut self, gpu: &Arc<Gpu>) -> anyhow::Result<f64> {
+        gpu.flush_and_wait();
+        let t = Instant::now();
+        self.step(gpu)?;
+        gpu.flush_and_wait();
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// Profiles `profile_steps` steps per kernel; `step_ms` and `steps`
+    /// describe the timed steps taken before.
+    fn profile(
+        &mut self,
+        gpu: &Arc<Gpu>,
+        steps: usize,
+        step_ms: f64,
+        profile_steps: usize,
+    ) -> anyhow::Result<TrainBench> {
+        gpu.start_profiling();
+        for _ in 0..profile_steps {
+            self.step(gpu)?;
+        }
+        let (records, timestamps) = gpu.stop_profiling();
+        let mut by_kernel: BTreeMap<(String, String), (usize, f64)> = BTreeMap::new();
+        for r in &records {
+            let e = by_kernel
+                .entry((r.family().to_string(), r.entry.to_string()))
+                .or_default();
+            e.0 += 1;
+            e.1 += r.ms;
+        }
+        let total: f64 = records.iter().map(|r| r.ms).sum();
+        let mut share: BTreeMap<String, f64> = BTreeMap::new();
+        for r in &records {
+            *share.entry(r.family().to_string()).or_default() += r.ms / total;
+        }
+        let ps = profile_steps.max(1) as f64;
+        let mut kernels: Vec<KernelTime> = by_kernel
+            .into_iter()
+            .map(|((family, entry), (n, ms))| KernelTime {
+                family,
+                entry,
+                dispatches_per_step: n as f64 / ps,
+                ms_per_step: ms / ps,
+            })
+            .collect();
+        kernels.sort_by(|a, b| b.ms_per_step.total_cmp(&a.ms_per_step));
+        Ok(TrainBench {
+            adapter: gpu.description(),
+            model: self.name.clone(),
+            batch: self.batch,
+            steps,
+            timing: if timestamps { "timestamp" } else { "wall" }.to_string(),
+            step_ms,
+            samples_per_s: self.batch as f64 / (step_ms / 1e3),
+            kernel_share: share,
+            dispatches_per_step: records.len() as f64 / ps,
+            device_ms_per_step: total / ps,
+            kernels,
+        })
+    }
+}
+
 /// Times `steps` training steps of `model_name` on synthetic data after
 /// two warm-up steps, then profiles `profile_steps` more per kernel.
 pub fn run(
@@ -62,75 +182,15 @@ pub fn run(
     profile_steps: usize,
     width: f64,
 ) -> anyhow::Result<TrainBench> {
-    let model = build_model_sized(gpu, model_name, 0, Binarization::default(), width)?;
-    let mut opt = Optimizer::new(
-        gpu,
-        OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            weight_decay: 0.0,
-            decay_scope: DecayScope::All,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            momentum: 0.9,
-            nesterov: false,
-        },
-    )?;
-    let (x, labels) = step_inputs(gpu, model.as_ref(), batch)?;
-    for _ in 0..2 {
-        train_step(gpu, model.as_ref(), &mut opt, x.clone(), &labels, 1e-3)?;
-    }
-    gpu.flush_and_wait();
+    let mut h = Harness::new(gpu, model_name, batch, width)?;
     let t = Instant::now();
     for _ in 0..steps {
-        train_step(gpu, model.as_ref(), &mut opt, x.clone(), &labels, 1e-3)?;
+        h.step(gpu)?;
         gpu.flush();
     }
     gpu.flush_and_wait();
     let step_ms = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
-
-    gpu.start_profiling();
-    for _ in 0..profile_steps {
-        train_step(gpu, model.as_ref(), &mut opt, x.clone(), &labels, 1e-3)?;
-    }
-    let (records, timestamps) = gpu.stop_profiling();
-    let mut by_kernel: BTreeMap<(String, String), (usize, f64)> = BTreeMap::new();
-    for r in &records {
-        let e = by_kernel
-            .entry((r.family().to_string(), r.entry.to_string()))
-            .or_default();
-        e.0 += 1;
-        e.1 += r.ms;
-    }
-    let total: f64 = records.iter().map(|r| r.ms).sum();
-    let mut share: BTreeMap<String, f64> = BTreeMap::new();
-    for r in &records {
-        *share.entry(r.family().to_string()).or_default() += r.ms / total;
-    }
-    let ps = profile_steps.max(1) as f64;
-    let mut kernels: Vec<KernelTime> = by_kernel
-        .into_iter()
-        .map(|((family, entry), (n, ms))| KernelTime {
-            family,
-            entry,
-            dispatches_per_step: n as f64 / ps,
-            ms_per_step: ms / ps,
-        })
-        .collect();
-    kernels.sort_by(|a, b| b.ms_per_step.total_cmp(&a.ms_per_step));
-    Ok(TrainBench {
-        adapter: gpu.description(),
-        model: model_name.to_string(),
-        batch,
-        steps,
-        timing: if timestamps { "timestamp" } else { "wall" }.to_string(),
-        step_ms,
-        samples_per_s: batch as f64 / (step_ms / 1e3),
-        kernel_share: share,
-        dispatches_per_step: records.len() as f64 / ps,
-        device_ms_per_step: total / ps,
-        kernels,
-    })
+    h.profile(gpu, steps, step_ms, profile_steps)
 }
 
 impl TrainBench {
@@ -216,8 +276,18 @@ pub fn compare_f32(
         "--compare-f32 takes the binary model's name, not {model_name}"
     );
     let f32_name = format!("{model_name}-f32");
-    let binary = run(gpu, model_name, batch, steps, profile_steps, width)?;
-    let real = run(gpu, &f32_name, batch, steps, profile_steps, width)?;
+    // Steps of the two models alternate and each reports its median, so a
+    // change in the machine's speed during the run (other tenants, clock)
+    // reaches both alike.
+    let mut hb = Harness::new(gpu, model_name, batch, width)?;
+    let mut hf = Harness::new(gpu, &f32_name, batch, width)?;
+    let (mut tb, mut tf) = (Vec::new(), Vec::new());
+    for _ in 0..steps {
+        tb.push(hb.timed_step(gpu)?);
+        tf.push(hf.timed_step(gpu)?);
+    }
+    let binary = hb.profile(gpu, steps, crate::ops::tune::median(&mut tb), profile_steps)?;
+    let real = hf.profile(gpu, steps, crate::ops::tune::median(&mut tf), profile_steps)?;
     let sized = build_model_sized(gpu, model_name, 0, Binarization::default(), width)?;
     let macs = step_macs(gpu, sized.as_ref(), batch)?;
     let all = (macs.forward_binary + macs.forward_float + macs.backward_float) as f64;
