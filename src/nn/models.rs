@@ -62,11 +62,9 @@ pub fn build_model_with(
     };
     let mut rng = SplitMix64::new(seed).fork(0x1417);
     Ok(match base {
-        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, &mut rng)?.with_binarization(bin)),
-        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, &mut rng)?.with_binarization(bin)),
-        "reactnet-s" => {
-            Box::new(ReactNetS::new(gpu, name, binary, &mut rng)?.with_binarization(bin))
-        }
+        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, &mut rng, bin)?),
+        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, &mut rng, bin)?),
+        "reactnet-s" => Box::new(ReactNetS::new(gpu, name, binary, &mut rng, bin)?),
         _ => return Err(ModelError::Unknown(name.to_string())),
     })
 }
@@ -79,6 +77,9 @@ fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
     }
     match ctx.bin.acts {
         ActRule::ClippedSte => ops::sign_ste(ctx.tape, x),
+        // ReCU: divided by the per-sample std in training; the same sign in eval.
+        ActRule::RecuStd if ctx.train => crate::autograd::recu::std_sign(ctx.tape, x, None),
+        ActRule::RecuStd => ops::sign_ste(ctx.tape, x),
         rule => Err(GpuError::Unsupported(format!(
             "activation rule {rule:?} is not implemented for this model"
         ))),
@@ -101,19 +102,18 @@ pub struct Bmlp {
 }
 
 impl Bmlp {
-    /// The same network with other binarization rules.
-    pub fn with_binarization(mut self, bin: Binarization) -> Self {
-        self.bin = bin;
-        self
-    }
-
     pub fn new(
         gpu: &Gpu,
         name: &str,
         binary: bool,
         rng: &mut SplitMix64,
+        bin: Binarization,
     ) -> Result<Bmlp, GpuError> {
-        let mut s = ParamStore::default();
+        // Layers read the rules to create the tensors a rule needs.
+        let mut s = ParamStore {
+            bin,
+            ..ParamStore::default()
+        };
         let fc1 = Linear::new(
             gpu,
             &mut s,
@@ -149,7 +149,7 @@ impl Bmlp {
         let bn3 = BatchNorm::new(gpu, &mut s, "bn3", 10)?;
         Ok(Bmlp {
             name: name.to_string(),
-            bin: Binarization::default(),
+            bin,
             binary,
             store: s,
             fc1,
@@ -209,19 +209,18 @@ pub struct Bcnn {
 }
 
 impl Bcnn {
-    /// The same network with other binarization rules.
-    pub fn with_binarization(mut self, bin: Binarization) -> Self {
-        self.bin = bin;
-        self
-    }
-
     pub fn new(
         gpu: &Gpu,
         name: &str,
         binary: bool,
         rng: &mut SplitMix64,
+        bin: Binarization,
     ) -> Result<Bcnn, GpuError> {
-        let mut s = ParamStore::default();
+        // Layers read the rules to create the tensors a rule needs.
+        let mut s = ParamStore {
+            bin,
+            ..ParamStore::default()
+        };
         let conv1 = Conv2d::new(gpu, &mut s, rng, "conv1", 1, 64, 3, 1, 1, false)?;
         let bn1 = BatchNorm::new(gpu, &mut s, "bn1", 64)?;
         let conv2 = Conv2d::new(gpu, &mut s, rng, "conv2", 64, 128, 3, 1, 1, binary)?;
@@ -241,7 +240,7 @@ impl Bcnn {
         let bn4 = BatchNorm::new(gpu, &mut s, "bn4", 10)?;
         Ok(Bcnn {
             name: name.to_string(),
-            bin: Binarization::default(),
+            bin,
             binary,
             store: s,
             conv1,
@@ -374,19 +373,18 @@ pub struct ReactNetS {
 const REACT_WIDTH: usize = 32;
 
 impl ReactNetS {
-    /// The same network with other binarization rules.
-    pub fn with_binarization(mut self, bin: Binarization) -> Self {
-        self.bin = bin;
-        self
-    }
-
     pub fn new(
         gpu: &Gpu,
         name: &str,
         binary: bool,
         rng: &mut SplitMix64,
+        bin: Binarization,
     ) -> Result<ReactNetS, GpuError> {
-        let mut s = ParamStore::default();
+        // Layers read the rules to create the tensors a rule needs.
+        let mut s = ParamStore {
+            bin,
+            ..ParamStore::default()
+        };
         let c = REACT_WIDTH;
         let stem = Conv2d::new(gpu, &mut s, rng, "stem.conv", 1, c, 3, 1, 1, false)?;
         let stem_bn = BatchNorm::new(gpu, &mut s, "stem.bn", c)?;
@@ -410,7 +408,7 @@ impl ReactNetS {
         let fc_bias = s.add(gpu, "fc.bias", ParamKind::Bias, &[10], &b)?;
         Ok(ReactNetS {
             name: name.to_string(),
-            bin: Binarization::default(),
+            bin,
             store: s,
             stem,
             stem_bn,
