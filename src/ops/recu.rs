@@ -395,11 +395,9 @@ pub fn std_sign_cpu(
 pub fn scale_grad_cpu(dy: &[f32], y0: &[f32], [n, c, s]: [usize; 3]) -> Vec<f32> {
     let mut out = vec![0f32; c];
     for i in 0..n {
-        for ch in 0..c {
-            for j in 0..s {
-                let at = (i * c + ch) * s + j;
-                out[ch] += dy[at] * y0[at];
-            }
+        for (ch, o) in out.iter_mut().enumerate() {
+            let at = (i * c + ch) * s;
+            *o += (at..at + s).map(|j| dy[j] * y0[j]).sum::<f32>();
         }
     }
     out

@@ -3,6 +3,7 @@
 //! lavapipe; every report states its sizes.
 
 pub mod psample;
+pub mod recu;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -60,6 +60,10 @@ pub fn checkpoint_metadata(cfg: &TrainConfig, model: &dyn Model) -> BTreeMap<Str
     let mut m = BTreeMap::new();
     m.insert("model".into(), model.name().to_string());
     model.binarization().write_metadata(&mut m);
+    // ReCU's tau of the last epoch: the analytic scale depends on it at eval.
+    if let Some(tau) = model.store().recu_tau {
+        m.insert("recu_tau".into(), tau.to_string());
+    }
     m.insert("config".into(), cfg.to_toml());
     m.insert("format".into(), "bitprop-model-1".into());
     m
