@@ -140,6 +140,32 @@ fn recu_weight_backward_matches_finite_differences_with_q_fixed() {
     }
 }
 
+/// b* scales w1 and Q alike: sign(w2) and the mask do not depend on it, and
+/// the latent gradient scales by b* (which is why Adam makes b* a no-op).
+#[test]
+fn b_star_scales_w2_and_the_gradient_only() {
+    let gpu = gpu();
+    let mut rng = Rng::new(17);
+    let (rows, kk) = (3, 45);
+    let w = rng.vec(rows * kk);
+    let g = rng.vec(rows * kk);
+    let at = |b_star: f32| {
+        let mut tape = Tape::new(gpu.clone());
+        let wv = tape.leaf(Tensor::from_f32(&gpu, &[rows, kk], &w).unwrap(), true);
+        let (w2, _) = recu::recu_weight(&mut tape, wv, b_star, 0.9).unwrap();
+        let y = tape.value(w2).to_f32(&gpu).unwrap();
+        let grads = tape
+            .backward(w2, Tensor::from_f32(&gpu, &[rows, kk], &g).unwrap())
+            .unwrap();
+        (y, grads.get(wv).unwrap().to_f32(&gpu).unwrap())
+    };
+    let (y1, d1) = at(1.0);
+    let (y2, d2) = at(2.0);
+    let double = |v: &[f32]| v.iter().map(|x| 2.0 * x).collect::<Vec<f32>>();
+    assert_close("w2 at b*=2 vs 2 w2 at b*=1", &y2, &double(&y1), 1e-5, 1e-5);
+    assert_close("dw at b*=2 vs 2 dw at b*=1", &d2, &double(&d1), 1e-4, 1e-4);
+}
+
 /// ApproxSign's antiderivative: `A'(u) = max(0, 2 - 2|u|)`.
 fn approx_sign_primitive(u: f64) -> f64 {
     if u.abs() >= 1.0 {
