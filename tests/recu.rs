@@ -627,3 +627,87 @@ fn recu_config_errors_name_the_field() {
         "{stderr}"
     );
 }
+
+/// A run stopped in its second epoch and resumed ends as the uninterrupted
+/// run does: tau is recomputed from the epoch, the scales come back with
+/// the checkpoint.
+#[test]
+fn a_resumed_recu_run_matches_an_uninterrupted_one() {
+    let tmp = std::env::temp_dir().join(format!("bitprop-recu-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let data = small_fashion_mnist(&tmp, 256, 64);
+    let train = |out: &Path, nan_at: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"));
+        c.args([
+            "train", "--model", "bmlp", "--method", "recu", "--epochs", "2",
+        ])
+        .args(["--batch", "64", "--val", "0", "--seed", "3"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out);
+        if let Some(step) = nan_at {
+            // Step 6 is in the second epoch (4 steps per epoch): the run stops there.
+            c.env("BITPROP_INJECT_NAN_AT_STEP", step);
+        }
+        c.output().unwrap()
+    };
+    let full = tmp.join("full");
+    assert!(train(&full, None).status.success());
+    let cut = tmp.join("cut");
+    let out = train(&cut, Some("6"));
+    assert!(!out.status.success(), "the injected NaN must stop the run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
+        .args(["train", "--resume"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |dir: &Path| std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let strip = |text: String| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for k in [
+                    "epoch_seconds",
+                    "samples_per_s",
+                    "gpu_bytes",
+                    "gpu_bytes_allocated",
+                ] {
+                    v.as_object_mut().unwrap().remove(k);
+                }
+                v
+            })
+            .collect()
+    };
+    let (a, b) = (strip(read(&full)), strip(read(&cut)));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "resumed metrics differ from the uninterrupted run's");
+    let tensors = |dir: &Path| {
+        let ck = bitprop::checkpoint::load(&dir.join("last.safetensors")).unwrap();
+        let mut t: Vec<(String, Vec<u32>)> = ck
+            .tensors
+            .into_iter()
+            .map(|(name, (_, data))| match data {
+                bitprop::checkpoint::TensorData::F32(v) => {
+                    (name, v.iter().map(|x| x.to_bits()).collect())
+                }
+                _ => (name, Vec::new()),
+            })
+            .collect();
+        t.sort();
+        t
+    };
+    let (ta, tb) = (tensors(&full), tensors(&cut));
+    assert!(ta.iter().any(|(n, _)| n == "fc2.scale"));
+    for (x, y) in ta.iter().zip(&tb) {
+        assert!(x == y, "resumed tensor {} differs", x.0);
+    }
+    assert_eq!(ta.len(), tb.len());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
