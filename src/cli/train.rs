@@ -115,6 +115,30 @@ pub struct TrainArgs {
     /// (the detached mean |w2|) [default: learnable].
     #[arg(long)]
     recu_scale: Option<crate::train::config::RecuScale>,
+    /// Multiply every hidden layer's width by X (e.g. 0.25 for quick experiments) [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    width: Option<f64>,
+    /// Evaluate on the first N test images only [default: 0, all].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    limit_test: Option<usize>,
+    /// BinaryDuo: fine-tuning epochs of the decoupled network [default: 0, a quarter of --epochs, at least 1].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    duo_finetune_epochs: Option<usize>,
+    /// BinaryDuo stage 2 only: fine-tune the decoupling of this coupled checkpoint.
+    #[arg(long, value_name = "CHECKPOINT")]
+    duo_decoupled_from: Option<PathBuf>,
+    /// Gradient-mismatch probe every N epochs and at the last [default: 0, off].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    probe_every: Option<usize>,
+    /// Probe noise standard deviation [default: 0, half the probed layer's mean |W|].
+    #[arg(long, allow_negative_numbers = true)]
+    probe_sigma: Option<f64>,
+    /// Probe antithetic Monte Carlo pairs [default: 64].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    probe_samples: Option<usize>,
+    /// Probe sampled weights of the layer [default: 64].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    probe_weights: Option<usize>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
@@ -171,8 +195,18 @@ impl TrainArgs {
             recu_b_star,
             recu_tau_start,
             recu_tau_end,
-            recu_scale
+            recu_scale,
+            width,
+            limit_test,
+            duo_finetune_epochs,
+            probe_every,
+            probe_sigma,
+            probe_samples,
+            probe_weights
         );
+        if let Some(v) = &self.duo_decoupled_from {
+            c.duo_decoupled_from = Some(v.clone());
+        }
         if let Some(v) = self.sampling {
             c.sampling = Some(v);
         }
@@ -199,7 +233,14 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
     };
     let gpu = Gpu::new(&cli.device_options()?)?;
     let show_progress = !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let summary = crate::train::train_with(gpu, &cfg, show_progress, args.resume.is_some())?;
+    let two_stage = cfg.method == crate::train::config::MethodKind::Binaryduo
+        && cfg.duo_decoupled_from.is_none()
+        && args.resume.is_none();
+    let summary = if two_stage {
+        crate::methods::duo::train_binaryduo(gpu, &cfg, show_progress)?.finetuned
+    } else {
+        crate::train::train_with(gpu, &cfg, show_progress, args.resume.is_some())?
+    };
     eprintln!(
         "done: final test acc {:.4}, best {} test acc {:.4} (epoch {}), {:.0} s; run in {}",
         summary.final_test_acc,

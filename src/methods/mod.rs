@@ -1,6 +1,8 @@
 //! Training methods plug into the loop through [`Method`]'s hooks, rather
 //! than branches in the loop.
 
+pub mod duo;
+pub mod probe;
 pub mod psample;
 pub mod recu;
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::autograd::ops::WeightScale;
 use crate::autograd::{Tape, Var, ops};
 use crate::data::rng::SplitMix64;
 use crate::gpu::{Gpu, GpuError};
@@ -71,13 +72,6 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A weight rule this layer cannot run yet.
-fn unsupported(rule: WeightRule) -> GpuError {
-    GpuError::Unsupported(format!(
-        "weight rule {rule:?} is not implemented for this layer"
-    ))
-}
-
 /// ReCU's learnable per-output-channel scale `name.scale` [out], created when
 /// the store's rules ask for one; initialised to the mean |w| of each output
 /// channel's initial latent weights (the plain rule's alpha at init).
@@ -132,6 +126,15 @@ fn recu_forward(
     crate::autograd::recu::channel_scale(ctx.tape, y0, alpha)
 }
 
+/// The scale of a [`WeightRule::LayerMeanAbs`] layer: its stored scalar
+/// (a decoupled BinaryDuo layer) or the layer's mean |W|.
+fn layer_scale(ctx: &Ctx, fixed: Option<ParamId>) -> WeightScale {
+    match fixed {
+        Some(id) => WeightScale::Fixed(ctx.store.get(id).clone()),
+        None => WeightScale::Layer,
+    }
+}
+
 /// PyTorch's default init for linear and conv kernels: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 fn kaiming_uniform(rng: &mut SplitMix64, n: usize, fan_in: usize) -> Vec<f32> {
     let bound = 1.0 / (fan_in as f32).sqrt();
@@ -146,6 +149,9 @@ pub struct Linear {
     pub binary: bool,
     pub inputs: usize,
     pub outputs: usize,
+    /// A stored weight scale `[1]` used instead of mean |W| under
+    /// [`WeightRule::LayerMeanAbs`] (BinaryDuo's decoupled layers).
+    pub fixed_scale: Option<ParamId>,
 }
 
 impl Linear {
@@ -173,6 +179,7 @@ impl Linear {
             binary,
             inputs,
             outputs,
+            fixed_scale: None,
         })
     }
 
@@ -187,7 +194,10 @@ impl Linear {
             WeightRule::Recu { b_star, .. } => recu_forward(ctx, w, self.scale, b_star, |t, w2| {
                 crate::autograd::recu::sign_linear(t, x, w2)
             }),
-            rule => Err(unsupported(rule)),
+            WeightRule::LayerMeanAbs => {
+                let s = layer_scale(ctx, self.fixed_scale);
+                ops::binary_linear_scaled(ctx.tape, x, w, s)
+            }
         }
     }
 }
@@ -200,6 +210,8 @@ pub struct Conv2d {
     pub binary: bool,
     pub stride: usize,
     pub pad: usize,
+    /// As [`Linear::fixed_scale`].
+    pub fixed_scale: Option<ParamId>,
 }
 
 impl Conv2d {
@@ -236,6 +248,7 @@ impl Conv2d {
             binary,
             stride,
             pad,
+            fixed_scale: None,
         })
     }
 
@@ -253,7 +266,10 @@ impl Conv2d {
                     crate::autograd::recu::sign_conv2d(t, x, w2, stride, pad)
                 })
             }
-            rule => Err(unsupported(rule)),
+            WeightRule::LayerMeanAbs => {
+                let s = layer_scale(ctx, self.fixed_scale);
+                ops::conv2d_scaled(ctx.tape, x, w, self.stride, self.pad, Some(s))
+            }
         }
     }
 }

@@ -130,48 +130,8 @@ fn plot_dead_weights(path: &Path, title: &str, runs: &[&RunResult]) -> anyhow::R
     Ok(())
 }
 
-/// A Fashion-MNIST directory under `out` with the first `train` training and
-/// `test` test images of `data` (uncompressed IDX): evaluating all 10,000
-/// test images every epoch would cost more than the training on lavapipe.
-fn subset(
-    data: &Path,
-    out: &Path,
-    train: usize,
-    test: usize,
-) -> anyhow::Result<std::path::PathBuf> {
-    let (train_set, test_set) = crate::data::load_fashion_mnist(data)?;
-    let dir = out.join("data");
-    std::fs::create_dir_all(&dir)?;
-    for (prefix, ds, n) in [("train", train_set, train), ("t10k", test_set, test)] {
-        let n = n.min(ds.n);
-        let ds = ds.slice(0..n)?;
-        let header = |dims: &[usize]| {
-            let mut b = vec![0, 0, 8, dims.len() as u8];
-            for d in dims {
-                b.extend_from_slice(&(*d as u32).to_be_bytes());
-            }
-            b
-        };
-        let mut images = header(&[n, ds.rows, ds.cols]);
-        images.extend_from_slice(&ds.images);
-        let mut labels = header(&[n]);
-        labels.extend_from_slice(&ds.labels);
-        crate::train::files::write_atomic(
-            &dir.join(format!("{prefix}-images-idx3-ubyte")),
-            &images,
-        )?;
-        crate::train::files::write_atomic(
-            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            &labels,
-        )?;
-    }
-    Ok(dir)
-}
-
 pub fn reproduce(gpu: &Arc<Gpu>, plan: &Plan, out: &Path, data: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
-    let most = plan.models.iter().map(|m| m.1).max().unwrap_or(0);
-    let data = &subset(data, out, most, plan.test_images)?;
     let config = |model: &str, images: usize, epochs: usize, recu: Option<f64>, seed: u64| {
         let tag = recu.map_or("off".to_string(), |b| format!("recu-b{b}"));
         TrainConfig {
@@ -186,6 +146,9 @@ pub fn reproduce(gpu: &Arc<Gpu>, plan: &Plan, out: &Path, data: &Path) -> anyhow
             lr: 0.05,
             momentum: 0.9,
             limit_train: images,
+            // Evaluating all 10,000 test images every epoch would cost more
+            // than the training on lavapipe.
+            limit_test: plan.test_images,
             val: Some(0),
             data: data.to_path_buf(),
             method: if recu.is_some() {

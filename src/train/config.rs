@@ -51,6 +51,23 @@ pub struct TrainConfig {
     pub bn_reestimate_batches: usize,
     /// The training method: plain, adambnn, binaryduo or recu.
     pub method: MethodKind,
+    /// Multiplier of every hidden layer's width (1: the models as listed).
+    pub width: f64,
+    /// Evaluate on the first N test images only (0: all 10,000).
+    pub limit_test: usize,
+    /// BinaryDuo: stage 2's fine-tuning epochs (0: a quarter of `epochs`, at least 1).
+    pub duo_finetune_epochs: usize,
+    /// BinaryDuo stage 2: fine-tune the decoupling of this coupled checkpoint
+    /// (set by the two-stage run; unset: train the coupled network).
+    pub duo_decoupled_from: Option<PathBuf>,
+    /// Gradient-mismatch probe every N epochs and at the last (0: off).
+    pub probe_every: usize,
+    /// The probe's noise standard deviation (0: half the probed layer's mean |W|).
+    pub probe_sigma: f64,
+    /// The probe's antithetic Monte Carlo pairs.
+    pub probe_samples: usize,
+    /// Weights of the probed layer the probe samples.
+    pub probe_weights: usize,
     /// ReCU's b* in the standardization (`--method recu`).
     pub recu_b_star: f64,
     /// ReCU's tau at the first epoch.
@@ -172,6 +189,14 @@ impl Default for TrainConfig {
             recu_tau_start: crate::nn::layers::RECU_TAU_START as f64,
             recu_tau_end: 0.99,
             recu_scale: RecuScale::Learnable,
+            width: 1.0,
+            limit_test: 0,
+            duo_finetune_epochs: 0,
+            duo_decoupled_from: None,
+            probe_every: 0,
+            probe_sigma: 0.0,
+            probe_samples: 64,
+            probe_weights: 64,
         }
     }
 }
@@ -212,6 +237,8 @@ impl TrainConfig {
                 },
                 acts: ActRule::RecuStd,
             },
+            MethodKind::Binaryduo if self.duo_decoupled_from.is_some() => crate::nn::duo::DECOUPLED,
+            MethodKind::Binaryduo => crate::nn::duo::COUPLED,
             _ => Binarization::default(),
         }
     }
@@ -292,6 +319,41 @@ impl TrainConfig {
         if self.sampling_start == 0 {
             return bad("sampling_start", "epochs count from 1, got 0".into());
         }
+        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 16.0) {
+            return bad("width", format!("must be in (0, 16], got {}", self.width));
+        }
+        if self.method == MethodKind::Binaryduo && !["bmlp", "bcnn"].contains(&self.model.as_str())
+        {
+            return bad(
+                "method",
+                format!(
+                    "binaryduo supports --model bmlp and bcnn, not '{}'",
+                    self.model
+                ),
+            );
+        }
+        if self.method == MethodKind::Binaryduo && self.width != 1.0 {
+            return bad(
+                "width",
+                "binaryduo sets its own widths (1/sqrt(2) of each binary layer); --width must be 1"
+                    .into(),
+            );
+        }
+        if self.duo_decoupled_from.is_some() && self.method != MethodKind::Binaryduo {
+            return bad("duo_decoupled_from", "needs --method binaryduo".into());
+        }
+        if !self.probe_sigma.is_finite() || self.probe_sigma < 0.0 {
+            return bad(
+                "probe_sigma",
+                format!("must be a finite number >= 0, got {}", self.probe_sigma),
+            );
+        }
+        if self.probe_every > 0 && (self.probe_samples == 0 || self.probe_weights == 0) {
+            return bad(
+                "probe_samples",
+                "the probe needs --probe-samples and --probe-weights of at least 1".into(),
+            );
+        }
         if !self.recu_b_star.is_finite() || self.recu_b_star <= 0.0 {
             return bad(
                 "recu_b_star",
@@ -321,7 +383,10 @@ impl TrainConfig {
                 return bad("sampling", "cannot be combined with --method recu".into());
             }
         }
-        if !matches!(self.method, MethodKind::Plain | MethodKind::Recu) {
+        if !matches!(
+            self.method,
+            MethodKind::Plain | MethodKind::Binaryduo | MethodKind::Recu
+        ) {
             return bad(
                 "method",
                 format!("{:?} is not implemented yet", self.method).to_lowercase(),

@@ -64,6 +64,12 @@ pub fn checkpoint_metadata(cfg: &TrainConfig, model: &dyn Model) -> BTreeMap<Str
     if let Some(tau) = model.store().recu_tau {
         m.insert("recu_tau".into(), tau.to_string());
     }
+    if model.width() != 1.0 {
+        m.insert(
+            crate::nn::models::WIDTH_METADATA_KEY.into(),
+            model.width().to_string(),
+        );
+    }
     m.insert("config".into(), cfg.to_toml());
     m.insert("format".into(), "bitprop-model-1".into());
     m

@@ -17,7 +17,7 @@ use crate::data::{self, Batches, Dataset};
 use crate::gpu::{Gpu, Readback};
 use crate::methods::psample::{PeriodicSampling, SamplingConfig};
 use crate::methods::{Method, MethodCtx, Plain};
-use crate::nn::{Ctx, Model, ParamId, build_model_with};
+use crate::nn::{Ctx, Model, ParamId, build_model_sized};
 use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -51,7 +51,7 @@ pub struct EpochMetrics {
 }
 
 /// `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub model: String,
     pub adapter: String,
@@ -248,6 +248,11 @@ pub fn train_with(
     })?;
 
     let (train_all, test) = data::load_fashion_mnist(&cfg.data)?;
+    let test = if cfg.limit_test > 0 {
+        test.limit(cfg.limit_test)
+    } else {
+        test
+    };
     let train_all = if cfg.limit_train > 0 {
         train_all.limit(cfg.limit_train)
     } else {
@@ -263,7 +268,10 @@ pub fn train_with(
     );
     let (train_set, val_set) = data::split_validation(train_all, val_n)?;
 
-    let mut model = build_model_with(&gpu, &cfg.model, cfg.seed, cfg.binarization())?;
+    let mut model = match &cfg.duo_decoupled_from {
+        Some(p) => crate::methods::duo::decoupled_from_checkpoint(&gpu, &cfg.model, p)?,
+        None => build_model_sized(&gpu, &cfg.model, cfg.seed, cfg.binarization(), cfg.width)?,
+    };
     let mut opt = Optimizer::new(
         &gpu,
         OptimizerConfig {
@@ -306,6 +314,19 @@ pub fn train_with(
         ),
         None => Box::new(Plain),
     };
+    if cfg.probe_every > 0 {
+        let probe = crate::methods::probe::ProbeConfig {
+            every: cfg.probe_every,
+            sigma: cfg.probe_sigma,
+            pairs: cfg.probe_samples,
+            weights: cfg.probe_weights,
+            batch: cfg.batch.min(256),
+            seed: cfg.seed,
+        };
+        method = Box::new(crate::methods::probe::WithProbe::new(
+            method, probe, cfg.epochs,
+        ));
+    }
     let mut weights = WeightMetrics::new(&gpu, model.as_ref())?;
     let mut state = if resume {
         resume::load(&gpu, cfg, model.as_mut(), &mut opt, &mut weights)?
