@@ -5,6 +5,7 @@
 //! buffers. The kernels themselves know nothing about gradients.
 
 pub mod ops;
+pub mod recu;
 
 use std::sync::Arc;
 

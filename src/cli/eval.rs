@@ -38,6 +38,7 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.checkpoint.display()))?;
     let mut model = build_model_sized(&gpu, name, 0, bin, width)?;
     crate::train::files::load_model(&gpu, model.store_mut(), &args.checkpoint)?;
+    model.store_mut().recu_tau = ck.metadata.get("recu_tau").and_then(|t| t.parse().ok());
     let (_, test) = crate::data::load_fashion_mnist(&args.data)?;
     let e = crate::train::evaluate(&gpu, model.as_ref(), &test, args.batch)?;
     eprintln!(

@@ -9,6 +9,9 @@ use crate::gpu::Gpu;
 pub enum ReproduceCommand {
     /// Periodic sampling (PSWA, PWALKS, PSWM) vs none, with SGD-momentum and Adam, on bmlp and bcnn.
     Psample(ReproduceArgs),
+    /// ReCU on vs off on bcnn and reactnet-s, and a b* sweep {1, 2, 3, 4} on reactnet-s
+    /// (--quick: reactnet-s only, 192 images, 2 epochs, b* {1, 2}, one seed).
+    Recu(ReproduceArgs),
     /// BinaryDuo (coupled -> decoupled -> fine-tuned) vs a plain BNN of the same cost, on bmlp.
     Binaryduo(ReproduceArgs),
 }
@@ -36,6 +39,12 @@ pub fn run(cli: &Cli, cmd: &ReproduceCommand) -> anyhow::Result<()> {
             let gpu = Gpu::new(&cli.device_options()?)?;
             let plan = crate::reproduce::psample::Plan::new(args.quick, args.seeds);
             crate::reproduce::psample::reproduce(&gpu, &plan, &args.out, &args.data)
+        }
+        ReproduceCommand::Recu(args) => {
+            anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let plan = crate::reproduce::recu::Plan::new(args.quick, args.seeds);
+            crate::reproduce::recu::reproduce(&gpu, &plan, &args.out, &args.data)
         }
         ReproduceCommand::Binaryduo(args) => {
             anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");

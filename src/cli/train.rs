@@ -102,6 +102,19 @@ pub struct TrainArgs {
     /// Training method: plain, adambnn, binaryduo or recu [default: plain].
     #[arg(long)]
     method: Option<crate::train::config::MethodKind>,
+    /// ReCU's b* of the weight standardization [default: 2].
+    #[arg(long, allow_negative_numbers = true)]
+    recu_b_star: Option<f64>,
+    /// ReCU's tau at the first epoch [default: 0.85].
+    #[arg(long, allow_negative_numbers = true)]
+    recu_tau_start: Option<f64>,
+    /// ReCU's tau at the last epoch [default: 0.99].
+    #[arg(long, allow_negative_numbers = true)]
+    recu_tau_end: Option<f64>,
+    /// ReCU's per-output-channel scale: learnable (a `<layer>.scale` tensor) or mean-abs
+    /// (the detached mean |w2|) [default: learnable].
+    #[arg(long)]
+    recu_scale: Option<crate::train::config::RecuScale>,
     /// Multiply every hidden layer's width by X (e.g. 0.25 for quick experiments) [default: 1].
     #[arg(long, allow_negative_numbers = true, value_name = "X")]
     width: Option<f64>,
@@ -179,6 +192,10 @@ impl TrainArgs {
             sampling_stop,
             bn_reestimate_batches,
             method,
+            recu_b_star,
+            recu_tau_start,
+            recu_tau_end,
+            recu_scale,
             width,
             limit_test,
             duo_finetune_epochs,

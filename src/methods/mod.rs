@@ -4,6 +4,7 @@
 pub mod duo;
 pub mod probe;
 pub mod psample;
+pub mod recu;
 
 use crate::data::Dataset;
 use crate::gpu::Gpu;
@@ -25,6 +26,10 @@ pub struct MethodCtx<'a> {
 /// A training strategy's hooks; every hook defaults to doing nothing.
 pub trait Method {
     fn name(&self) -> &str;
+    /// At the start of every epoch (also of a resumed one), before its first step.
+    fn before_epoch(&mut self, _ctx: &mut MethodCtx) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// After every optimizer update (`step` counts the run's steps from 1).
     fn after_step(&mut self, _ctx: &mut MethodCtx, _step: usize) -> anyhow::Result<()> {
         Ok(())

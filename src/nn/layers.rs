@@ -9,7 +9,7 @@ use crate::data::rng::SplitMix64;
 use crate::gpu::{Gpu, GpuError};
 use crate::nn::Model;
 use crate::nn::params::{ParamId, ParamKind, ParamStore};
-use crate::nn::quant::{Binarization, WeightRule};
+use crate::nn::quant::{ActRule, Binarization, WeightRule};
 
 /// ReCU's tau at the first epoch (METHODS.md section 3).
 pub const RECU_TAU_START: f32 = 0.85;
@@ -50,6 +50,9 @@ impl<'a> Ctx<'a> {
     pub fn for_model(tape: &'a mut Tape, model: &'a dyn Model, train: bool) -> Ctx<'a> {
         let mut ctx = Ctx::new(tape, model.store(), train);
         ctx.bin = model.binarization();
+        if let Some(tau) = model.store().recu_tau {
+            ctx.tau = tau;
+        }
         ctx
     }
 
@@ -69,11 +72,58 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A weight rule this layer cannot run yet.
-fn unsupported(rule: WeightRule) -> GpuError {
-    GpuError::Unsupported(format!(
-        "weight rule {rule:?} is not implemented for this layer"
-    ))
+/// ReCU's learnable per-output-channel scale `name.scale` [out], created when
+/// the store's rules ask for one; initialised to the mean |w| of each output
+/// channel's initial latent weights (the plain rule's alpha at init).
+fn recu_scale(
+    gpu: &Gpu,
+    store: &mut ParamStore,
+    name: &str,
+    w: &[f32],
+    outputs: usize,
+) -> Result<Option<ParamId>, GpuError> {
+    let WeightRule::Recu {
+        learnable_scale: true,
+        ..
+    } = store.bin.weights
+    else {
+        return Ok(None);
+    };
+    let k = w.len() / outputs;
+    let init: Vec<f32> = w
+        .chunks(k)
+        .map(|r| r.iter().map(|v| v.abs()).sum::<f32>() / k as f32)
+        .collect();
+    let id = store.add(
+        gpu,
+        &format!("{name}.scale"),
+        ParamKind::Scale,
+        &[outputs],
+        &init,
+    )?;
+    Ok(Some(id))
+}
+
+/// A ReCU binary layer: `alpha_o * layer(x, sign(w2))`, `w2` the clamped
+/// standardized weights, alpha the learnable `scale` or (without one) the
+/// detached mean |w2| per output channel.
+fn recu_forward(
+    ctx: &mut Ctx,
+    w: Var,
+    scale: Option<ParamId>,
+    b_star: f32,
+    layer: impl FnOnce(&mut Tape, Var) -> Result<Var, GpuError>,
+) -> Result<Var, GpuError> {
+    let (w2, r) = crate::autograd::recu::recu_weight(ctx.tape, w, b_star, ctx.tau)?;
+    let y0 = layer(ctx.tape, w2)?;
+    let alpha = match scale {
+        Some(p) => ctx.param(p),
+        None => {
+            let a = ops::row_mean_abs(ctx.tape, &r.w2)?;
+            ctx.tape.leaf(a, false)
+        }
+    };
+    crate::autograd::recu::channel_scale(ctx.tape, y0, alpha)
 }
 
 /// The scale of a [`WeightRule::LayerMeanAbs`] layer: its stored scalar
@@ -94,6 +144,8 @@ fn kaiming_uniform(rng: &mut SplitMix64, n: usize, fan_in: usize) -> Vec<f32> {
 /// Linear layer (`name.weight` [out, in]), binary or real weights, no bias.
 pub struct Linear {
     pub weight: ParamId,
+    /// ReCU's learnable scale `name.scale` [out] (binary layers under ReCU rules).
+    pub scale: Option<ParamId>,
     pub binary: bool,
     pub inputs: usize,
     pub outputs: usize,
@@ -116,11 +168,14 @@ impl Linear {
     ) -> Result<Linear, GpuError> {
         let w = kaiming_uniform(rng, inputs * outputs, inputs);
         let weight = store.add(gpu, &format!("{name}.weight"), kind, &[outputs, inputs], &w)?;
+        let mut scale = None;
         if binary {
             store.mark_binary(weight);
+            scale = recu_scale(gpu, store, name, &w, outputs)?;
         }
         Ok(Linear {
             weight,
+            scale,
             binary,
             inputs,
             outputs,
@@ -136,11 +191,13 @@ impl Linear {
         match ctx.bin.weights {
             WeightRule::ChannelMeanAbs => ops::binary_linear(ctx.tape, x, w),
             WeightRule::Real => ops::linear(ctx.tape, x, w, None),
+            WeightRule::Recu { b_star, .. } => recu_forward(ctx, w, self.scale, b_star, |t, w2| {
+                crate::autograd::recu::sign_linear(t, x, w2)
+            }),
             WeightRule::LayerMeanAbs => {
                 let s = layer_scale(ctx, self.fixed_scale);
                 ops::binary_linear_scaled(ctx.tape, x, w, s)
             }
-            rule => Err(unsupported(rule)),
         }
     }
 }
@@ -148,6 +205,8 @@ impl Linear {
 /// 2-D convolution (`name.weight` [out, in, k, k]), zero padding, no bias.
 pub struct Conv2d {
     pub weight: ParamId,
+    /// ReCU's learnable scale `name.scale` [out] (binary layers under ReCU rules).
+    pub scale: Option<ParamId>,
     pub binary: bool,
     pub stride: usize,
     pub pad: usize,
@@ -178,11 +237,14 @@ impl Conv2d {
             &[outputs, inputs, k, k],
             &w,
         )?;
+        let mut scale = None;
         if binary {
             store.mark_binary(weight);
+            scale = recu_scale(gpu, store, name, &w, outputs)?;
         }
         Ok(Conv2d {
             weight,
+            scale,
             binary,
             stride,
             pad,
@@ -198,11 +260,16 @@ impl Conv2d {
         match ctx.bin.weights {
             WeightRule::ChannelMeanAbs => ops::conv2d(ctx.tape, x, w, self.stride, self.pad, true),
             WeightRule::Real => ops::conv2d(ctx.tape, x, w, self.stride, self.pad, false),
+            WeightRule::Recu { b_star, .. } => {
+                let (stride, pad) = (self.stride, self.pad);
+                recu_forward(ctx, w, self.scale, b_star, |t, w2| {
+                    crate::autograd::recu::sign_conv2d(t, x, w2, stride, pad)
+                })
+            }
             WeightRule::LayerMeanAbs => {
                 let s = layer_scale(ctx, self.fixed_scale);
                 ops::conv2d_scaled(ctx.tape, x, w, self.stride, self.pad, Some(s))
             }
-            rule => Err(unsupported(rule)),
         }
     }
 }
@@ -299,7 +366,11 @@ impl RSign {
 
     pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let a = ctx.param(self.bias);
-        ops::rsign(ctx.tape, x, a)
+        match ctx.bin.acts {
+            // ReCU divides by the per-sample std in training (sign unchanged).
+            ActRule::RecuStd if ctx.train => crate::autograd::recu::std_sign(ctx.tape, x, Some(a)),
+            _ => ops::rsign(ctx.tape, x, a),
+        }
     }
 }
 

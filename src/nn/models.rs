@@ -107,11 +107,9 @@ pub fn build_model_sized(
         return crate::nn::duo::build(gpu, name, &mut rng, bin);
     }
     Ok(match base {
-        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin)),
-        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin)),
-        "reactnet-s" => {
-            Box::new(ReactNetS::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin))
-        }
+        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, width, &mut rng, bin)?),
+        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, width, &mut rng, bin)?),
+        "reactnet-s" => Box::new(ReactNetS::new(gpu, name, binary, width, &mut rng, bin)?),
         _ => return Err(ModelError::Unknown(name.to_string())),
     })
 }
@@ -124,6 +122,9 @@ fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
     }
     match ctx.bin.acts {
         ActRule::ClippedSte => ops::sign_ste(ctx.tape, x),
+        // ReCU: divided by the per-sample std in training; the same sign in eval.
+        ActRule::RecuStd if ctx.train => crate::autograd::recu::std_sign(ctx.tape, x, None),
+        ActRule::RecuStd => ops::sign_ste(ctx.tape, x),
         rule => Err(GpuError::Unsupported(format!(
             "activation rule {rule:?} is not implemented for this model"
         ))),
@@ -147,20 +148,19 @@ pub struct Bmlp {
 }
 
 impl Bmlp {
-    /// The same network with other binarization rules.
-    pub fn with_binarization(mut self, bin: Binarization) -> Self {
-        self.bin = bin;
-        self
-    }
-
     pub fn new(
         gpu: &Gpu,
         name: &str,
         binary: bool,
         width: f64,
         rng: &mut SplitMix64,
+        bin: Binarization,
     ) -> Result<Bmlp, GpuError> {
-        let mut s = ParamStore::default();
+        // Layers read the rules to create the tensors a rule needs.
+        let mut s = ParamStore {
+            bin,
+            ..ParamStore::default()
+        };
         let hidden = scaled_width(1024, width);
         let fc1 = Linear::new(
             gpu,
@@ -197,7 +197,7 @@ impl Bmlp {
         let bn3 = BatchNorm::new(gpu, &mut s, "bn3", 10)?;
         Ok(Bmlp {
             name: name.to_string(),
-            bin: Binarization::default(),
+            bin,
             width,
             binary,
             store: s,
@@ -262,20 +262,19 @@ pub struct Bcnn {
 }
 
 impl Bcnn {
-    /// The same network with other binarization rules.
-    pub fn with_binarization(mut self, bin: Binarization) -> Self {
-        self.bin = bin;
-        self
-    }
-
     pub fn new(
         gpu: &Gpu,
         name: &str,
         binary: bool,
         width: f64,
         rng: &mut SplitMix64,
+        bin: Binarization,
     ) -> Result<Bcnn, GpuError> {
-        let mut s = ParamStore::default();
+        // Layers read the rules to create the tensors a rule needs.
+        let mut s = ParamStore {
+            bin,
+            ..ParamStore::default()
+        };
         let (c1, c2) = (scaled_width(64, width), scaled_width(128, width));
         let conv1 = Conv2d::new(gpu, &mut s, rng, "conv1", 1, c1, 3, 1, 1, false)?;
         let bn1 = BatchNorm::new(gpu, &mut s, "bn1", c1)?;
@@ -296,7 +295,7 @@ impl Bcnn {
         let bn4 = BatchNorm::new(gpu, &mut s, "bn4", 10)?;
         Ok(Bcnn {
             name: name.to_string(),
-            bin: Binarization::default(),
+            bin,
             width,
             binary,
             store: s,
@@ -435,20 +434,19 @@ pub struct ReactNetS {
 const REACT_WIDTH: usize = 32;
 
 impl ReactNetS {
-    /// The same network with other binarization rules.
-    pub fn with_binarization(mut self, bin: Binarization) -> Self {
-        self.bin = bin;
-        self
-    }
-
     pub fn new(
         gpu: &Gpu,
         name: &str,
         binary: bool,
         width: f64,
         rng: &mut SplitMix64,
+        bin: Binarization,
     ) -> Result<ReactNetS, GpuError> {
-        let mut s = ParamStore::default();
+        // Layers read the rules to create the tensors a rule needs.
+        let mut s = ParamStore {
+            bin,
+            ..ParamStore::default()
+        };
         let c = scaled_width(REACT_WIDTH, width);
         let stem = Conv2d::new(gpu, &mut s, rng, "stem.conv", 1, c, 3, 1, 1, false)?;
         let stem_bn = BatchNorm::new(gpu, &mut s, "stem.bn", c)?;
@@ -472,7 +470,7 @@ impl ReactNetS {
         let fc_bias = s.add(gpu, "fc.bias", ParamKind::Bias, &[10], &b)?;
         Ok(ReactNetS {
             name: name.to_string(),
-            bin: Binarization::default(),
+            bin,
             width,
             store: s,
             stem,

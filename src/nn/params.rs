@@ -16,6 +16,9 @@ pub enum ParamKind {
     Bias,
     /// Activation parameters (RSign thresholds, RPReLU).
     Activation,
+    /// A binary layer's learnable per-output-channel scale (ReCU's alpha);
+    /// never weight-decayed.
+    Scale,
     /// Not trained: running statistics.
     Buffer,
 }
@@ -37,6 +40,12 @@ pub struct Entry {
 #[derive(Default)]
 pub struct ParamStore {
     pub entries: Vec<Entry>,
+    /// The rules the model is built with: layers read them to create the
+    /// tensors a rule needs (ReCU's `<layer>.scale`).
+    pub bin: crate::nn::quant::Binarization,
+    /// ReCU's tau for the next forward passes, set by the method each epoch
+    /// (a function of the epoch, so not saved); unset: the schedule's start.
+    pub recu_tau: Option<f32>,
 }
 
 impl ParamStore {

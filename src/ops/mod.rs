@@ -12,6 +12,7 @@ pub mod norm;
 pub mod optim;
 pub mod pack;
 pub mod pool;
+pub mod recu;
 pub mod reduce;
 pub mod tune;
 

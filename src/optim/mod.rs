@@ -112,7 +112,7 @@ pub struct OptimizerConfig {
 impl OptimizerConfig {
     pub fn decays(&self, kind: ParamKind) -> bool {
         match self.decay_scope {
-            DecayScope::All => kind != ParamKind::Buffer,
+            DecayScope::All => !matches!(kind, ParamKind::Buffer | ParamKind::Scale),
             DecayScope::Kernels => kind == ParamKind::Kernel,
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod binaryduo;
 pub mod psample;
+pub mod recu;
 
 use std::path::Path;
 use std::sync::Arc;

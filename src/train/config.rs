@@ -68,6 +68,38 @@ pub struct TrainConfig {
     pub probe_samples: usize,
     /// Weights of the probed layer the probe samples.
     pub probe_weights: usize,
+    /// ReCU's b* in the standardization (`--method recu`).
+    pub recu_b_star: f64,
+    /// ReCU's tau at the first epoch.
+    pub recu_tau_start: f64,
+    /// ReCU's tau at the last epoch.
+    pub recu_tau_end: f64,
+    /// ReCU's per-output-channel scale: learnable or the analytic mean |w2|.
+    pub recu_scale: RecuScale,
+}
+
+/// `--recu-scale`: how a ReCU binary layer scales its output channels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecuScale {
+    /// A learnable `<layer>.scale` (ReCU's code).
+    #[default]
+    Learnable,
+    /// The detached mean |w2| per output channel (the paper's analytic alternative).
+    MeanAbs,
+}
+
+impl std::str::FromStr for RecuScale {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "learnable" => Ok(RecuScale::Learnable),
+            "mean-abs" => Ok(RecuScale::MeanAbs),
+            _ => Err(format!(
+                "unknown --recu-scale '{s}': expected learnable or mean-abs"
+            )),
+        }
+    }
 }
 
 /// `--method`: the training method whose recipe the run follows.
@@ -153,6 +185,10 @@ impl Default for TrainConfig {
             sampling_stop: 0,
             bn_reestimate_batches: 20,
             method: MethodKind::Plain,
+            recu_b_star: 2.0,
+            recu_tau_start: crate::nn::layers::RECU_TAU_START as f64,
+            recu_tau_end: 0.99,
+            recu_scale: RecuScale::Learnable,
             width: 1.0,
             limit_test: 0,
             duo_finetune_epochs: 0,
@@ -192,10 +228,18 @@ pub enum ConfigError {
 impl TrainConfig {
     /// The binarization rules the configured method trains with.
     pub fn binarization(&self) -> crate::nn::Binarization {
+        use crate::nn::quant::{ActRule, Binarization, WeightRule};
         match self.method {
+            MethodKind::Recu => Binarization {
+                weights: WeightRule::Recu {
+                    b_star: self.recu_b_star as f32,
+                    learnable_scale: self.recu_scale == RecuScale::Learnable,
+                },
+                acts: ActRule::RecuStd,
+            },
             MethodKind::Binaryduo if self.duo_decoupled_from.is_some() => crate::nn::duo::DECOUPLED,
             MethodKind::Binaryduo => crate::nn::duo::COUPLED,
-            _ => crate::nn::Binarization::default(),
+            _ => Binarization::default(),
         }
     }
 
@@ -310,7 +354,39 @@ impl TrainConfig {
                 "the probe needs --probe-samples and --probe-weights of at least 1".into(),
             );
         }
-        if !matches!(self.method, MethodKind::Plain | MethodKind::Binaryduo) {
+        if !self.recu_b_star.is_finite() || self.recu_b_star <= 0.0 {
+            return bad(
+                "recu_b_star",
+                format!("must be a finite number > 0, got {}", self.recu_b_star),
+            );
+        }
+        // Q = -b_hat ln(2 - 2 tau) is positive and finite only for tau in (0.5, 1).
+        for (field, tau) in [
+            ("recu_tau_start", self.recu_tau_start),
+            ("recu_tau_end", self.recu_tau_end),
+        ] {
+            if !(tau > 0.5 && tau < 1.0) {
+                return bad(field, format!("must be in (0.5, 1), got {tau}"));
+            }
+        }
+        if self.method == MethodKind::Recu {
+            if self.model.ends_with("-f32") {
+                return bad(
+                    "method",
+                    format!(
+                        "recu needs a binary model, and {} has no binary layers",
+                        self.model
+                    ),
+                );
+            }
+            if self.sampling.is_some() {
+                return bad("sampling", "cannot be combined with --method recu".into());
+            }
+        }
+        if !matches!(
+            self.method,
+            MethodKind::Plain | MethodKind::Binaryduo | MethodKind::Recu
+        ) {
             return bad(
                 "method",
                 format!("{:?} is not implemented yet", self.method).to_lowercase(),

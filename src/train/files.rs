@@ -60,6 +60,10 @@ pub fn checkpoint_metadata(cfg: &TrainConfig, model: &dyn Model) -> BTreeMap<Str
     let mut m = BTreeMap::new();
     m.insert("model".into(), model.name().to_string());
     model.binarization().write_metadata(&mut m);
+    // ReCU's tau of the last epoch: the analytic scale depends on it at eval.
+    if let Some(tau) = model.store().recu_tau {
+        m.insert("recu_tau".into(), tau.to_string());
+    }
     if model.width() != 1.0 {
         m.insert(
             crate::nn::models::WIDTH_METADATA_KEY.into(),

@@ -309,6 +309,9 @@ pub fn train_with(
                 bn_batches: cfg.bn_reestimate_batches,
             }))
         }
+        None if cfg.method == crate::train::config::MethodKind::Recu => Box::new(
+            crate::methods::recu::Recu::new(cfg.epochs, cfg.recu_tau_start, cfg.recu_tau_end),
+        ),
         None => Box::new(Plain),
     };
     if cfg.probe_every > 0 {
@@ -363,6 +366,15 @@ pub fn train_with(
 
     while state.epoch <= cfg.epochs {
         let epoch = state.epoch;
+        method.before_epoch(&mut MethodCtx {
+            gpu: &gpu,
+            model: model.as_mut(),
+            opt: &mut opt,
+            train_set: &train_set,
+            batch: cfg.batch,
+            epoch,
+            steps_per_epoch,
+        })?;
         let t0 = Instant::now();
         let bar = files::progress_bar(
             show_progress,
