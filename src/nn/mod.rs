@@ -4,6 +4,7 @@ pub mod layers;
 pub mod models;
 pub mod params;
 pub mod quant;
+pub mod saturation;
 
 pub use layers::Ctx;
 pub use models::{MODEL_NAMES, Model, build_model, build_model_with};

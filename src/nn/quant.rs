@@ -43,6 +43,9 @@ pub enum ActRule {
     /// ReCU: divided by the per-sample std over (C, H, W) in training, then
     /// sign with ApproxSign's backward.
     RecuStd,
+    /// Real activations: HardTanh(-1, 1) as in the `-f32` twins (AdamBNN's
+    /// weights-first step 1: binary weights, real activations).
+    HardTanh,
 }
 
 /// The weight and activation rules of a model's binary layers.
