@@ -9,6 +9,8 @@ use crate::gpu::Gpu;
 pub enum ReproduceCommand {
     /// Periodic sampling (PSWA, PWALKS, PSWM) vs none, with SGD-momentum and Adam, on bmlp and bcnn.
     Psample(ReproduceArgs),
+    /// AdamBNN: Adam vs SGD, two steps vs one, activations vs weights first, negative weight decay, on bmlp and reactnet-s.
+    Adambnn(ReproduceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -34,6 +36,12 @@ pub fn run(cli: &Cli, cmd: &ReproduceCommand) -> anyhow::Result<()> {
             let gpu = Gpu::new(&cli.device_options()?)?;
             let plan = crate::reproduce::psample::Plan::new(args.quick, args.seeds);
             crate::reproduce::psample::reproduce(&gpu, &plan, &args.out, &args.data)
+        }
+        ReproduceCommand::Adambnn(args) => {
+            anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let plan = crate::reproduce::adambnn::Plan::new(args.quick, args.seeds);
+            crate::reproduce::adambnn::reproduce(&gpu, &plan, &args.out, &args.data)
         }
     }
 }

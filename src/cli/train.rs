@@ -127,6 +127,9 @@ pub struct TrainArgs {
     /// AdamBNN: weight decay of step 2 and of a one-step run, on conv/linear kernels [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     step2_weight_decay: Option<f64>,
+    /// Test on the first N test images only [default: 0, all].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    limit_test: Option<usize>,
     /// AdamBNN: which step this run is: 0 the whole recipe, 1 or 2 one step only (bitprop writes it into each step's config.toml) [default: 0].
     #[arg(long, allow_negative_numbers = true, value_parser = count)]
     adambnn_step: Option<usize>,
@@ -188,6 +191,7 @@ impl TrainArgs {
             first,
             step1_weight_decay,
             step2_weight_decay,
+            limit_test,
             adambnn_step
         );
         if let Some(v) = &self.init {

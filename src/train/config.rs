@@ -68,6 +68,8 @@ pub struct TrainConfig {
     pub step1_weight_decay: f64,
     /// AdamBNN: weight decay of step 2 (and of a one-step run) on conv/linear kernels.
     pub step2_weight_decay: f64,
+    /// Test on the first N test images only (0: all 10,000).
+    pub limit_test: usize,
     /// AdamBNN: which step this run is: 0 the whole recipe (what a user
     /// gives), 1 or 2 one step (what bitprop writes into each step's config.toml).
     pub adambnn_step: usize,
@@ -188,6 +190,7 @@ impl Default for TrainConfig {
             first: FirstBinarized::Activations,
             step1_weight_decay: 5e-6,
             step2_weight_decay: 0.0,
+            limit_test: 0,
             adambnn_step: 0,
         }
     }

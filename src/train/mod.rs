@@ -342,6 +342,11 @@ pub fn train_with(
     })?;
 
     let (train_all, test) = data::load_fashion_mnist(&cfg.data)?;
+    let test = if cfg.limit_test > 0 {
+        test.limit(cfg.limit_test)
+    } else {
+        test
+    };
     let train_all = if cfg.limit_train > 0 {
         train_all.limit(cfg.limit_train)
     } else {
