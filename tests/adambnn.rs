@@ -294,3 +294,65 @@ fn tiny_two_step_run_writes_both_steps_and_resumes_in_step2() {
     );
     assert_eq!(json_lines(&out.join("metrics.jsonl")).len(), 1);
 }
+
+/// Each step's rules, epochs and decay, and the recipe's checks.
+#[test]
+fn step_configs_and_recipe_checks() {
+    use bitprop::nn::{ActRule, Binarization, WeightRule};
+    let mut cfg = TrainConfig {
+        method: MethodKind::Adambnn,
+        epochs: 5,
+        out: PathBuf::from("r"),
+        ..TrainConfig::default()
+    };
+    let s1 = step_config(&cfg, 1);
+    assert_eq!((s1.epochs, s1.out.clone()), (2, PathBuf::from("r/step1")));
+    assert_eq!(s1.binarization().weights, WeightRule::Real);
+    assert_eq!(s1.binarization().acts, ActRule::ClippedSte);
+    assert_eq!(s1.weight_decay, 5e-6);
+    let s2 = step_config(&cfg, 2);
+    assert_eq!((s2.epochs, s2.weight_decay), (3, 0.0));
+    assert_eq!(s2.binarization(), Binarization::default());
+    cfg.first = FirstBinarized::Weights;
+    let s1 = step_config(&cfg, 1);
+    assert_eq!(s1.binarization().weights, WeightRule::ChannelMeanAbs);
+    assert_eq!(s1.binarization().acts, ActRule::HardTanh);
+    cfg.two_step = false;
+    let one = step_config(&cfg, 2);
+    assert_eq!((one.epochs, one.init.clone()), (5, None));
+    assert_eq!(one.binarization(), Binarization::default());
+
+    let err = |c: TrainConfig| c.validate().unwrap_err().to_string();
+    let base = TrainConfig {
+        method: MethodKind::Adambnn,
+        ..TrainConfig::default()
+    };
+    assert!(
+        err(TrainConfig {
+            step1_epochs: Some(10),
+            ..base.clone()
+        })
+        .contains("--step1-epochs")
+    );
+    assert!(
+        err(TrainConfig {
+            weight_decay: 1e-4,
+            ..base.clone()
+        })
+        .contains("--step1-weight-decay")
+    );
+    assert!(
+        err(TrainConfig {
+            step1_weight_decay: f64::INFINITY,
+            ..base.clone()
+        })
+        .contains("'step1_weight_decay'")
+    );
+    // Negative decay is a value the paper studies.
+    TrainConfig {
+        step1_weight_decay: -5e-4,
+        ..base
+    }
+    .validate()
+    .unwrap();
+}

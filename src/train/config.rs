@@ -340,6 +340,13 @@ impl TrainConfig {
                 format!("must be 0, 1 or 2, got {}", self.adambnn_step),
             );
         }
+        if self.method == MethodKind::Adambnn && self.adambnn_step == 0 && self.weight_decay != 0.0
+        {
+            return bad(
+                "weight_decay",
+                "--method adambnn sets each step's decay: use --step1-weight-decay and --step2-weight-decay".into(),
+            );
+        }
         if self.method == MethodKind::Adambnn && self.two_step && self.adambnn_step == 0 {
             let s1 = self.adambnn_step1_epochs();
             if s1 == 0 || s1 >= self.epochs {

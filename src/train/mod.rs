@@ -155,7 +155,9 @@ impl Teacher {
     /// Loads `path` strictly into the model its metadata names (`model`,
     /// `binarization`).
     pub fn load(gpu: &Gpu, path: &std::path::Path, temperature: f32) -> anyhow::Result<Teacher> {
-        let meta = crate::checkpoint::load(path)?.metadata;
+        let meta = crate::checkpoint::load(path)
+            .map_err(|e| anyhow::anyhow!("--teacher: {e}"))?
+            .metadata;
         let name = meta.get("model").ok_or_else(|| {
             anyhow::anyhow!(
                 "--teacher {}: checkpoint metadata has no 'model'",
@@ -167,7 +169,7 @@ impl Teacher {
         let mut model = build_model_with(gpu, name, 0, bin)
             .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
         files::load_model(gpu, model.store_mut(), path)
-            .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("--teacher: {e}"))?;
         Ok(Teacher { model, temperature })
     }
 
@@ -365,7 +367,7 @@ pub fn train_with(
     let mut model = build_model_with(&gpu, &cfg.model, cfg.seed, cfg.binarization())?;
     if let (Some(init), false) = (&cfg.init, resume) {
         files::load_model(&gpu, model.store_mut(), init)
-            .map_err(|e| anyhow::anyhow!("--init {}: {e}", init.display()))?;
+            .map_err(|e| anyhow::anyhow!("--init: {e}"))?;
     }
     let teacher = match &cfg.teacher {
         Some(p) => Some(Teacher::load(&gpu, p, cfg.kd_temperature as f32)?),
