@@ -224,9 +224,9 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 /// A two-step run (one epoch each, KD from a bmlp-f32 teacher) writes step
 /// 1's run in DIR/step1 and step 2's in DIR with act_saturation per layer;
 /// step 1 trains real weights, so its checkpoint says so; DIR/config.toml is
-/// step 2's, and resuming DIR continues in step 2 without touching step 1.
+/// step 2's; resuming DIR continues in the step that was running.
 #[test]
-fn tiny_two_step_run_writes_both_steps_and_resumes_in_step2() {
+fn tiny_two_step_run_writes_both_steps_and_resumes_in_either_step() {
     let gpu = gpu();
     let tmp = TempDir::new("e2e");
     let data = small_fashion_mnist(tmp.path(), 100, 40);
@@ -293,6 +293,48 @@ fn tiny_two_step_run_writes_both_steps_and_resumes_in_step2() {
         step1_metrics
     );
     assert_eq!(json_lines(&out.join("metrics.jsonl")).len(), 1);
+
+    // Killed in step 1 (DIR/config.toml is still the recipe, step 1 has no
+    // summary, step 2 has not started): resuming finishes step 1 from its
+    // resume state, then runs step 2, which matches the uninterrupted one.
+    let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        v.into_iter()
+            .map(|mut m| {
+                for k in [
+                    "epoch_seconds",
+                    "samples_per_s",
+                    "gpu_bytes",
+                    "gpu_bytes_allocated",
+                ] {
+                    m.as_object_mut().unwrap().remove(k);
+                }
+                m
+            })
+            .collect()
+    };
+    let step2_metrics = strip(json_lines(&out.join("metrics.jsonl")));
+    for f in [
+        "summary.json",
+        "metrics.jsonl",
+        "resume.safetensors",
+        "best.safetensors",
+        "last.safetensors",
+    ] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    std::fs::remove_file(out.join("step1/summary.json")).unwrap();
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).unwrap();
+    let mut recipe_again = TrainConfig::from_toml_file(&out.join("config.toml")).unwrap();
+    recipe_again.out = out.clone();
+    assert_eq!(recipe_again.adambnn_step, 0);
+    train_with(gpu.clone(), &recipe_again, false, true).unwrap();
+    assert!(out.join("step1/summary.json").exists());
+    assert_eq!(
+        std::fs::read(out.join("step1/metrics.jsonl")).unwrap(),
+        step1_metrics,
+        "step 1 was complete in its resume state: nothing retrained"
+    );
+    assert_eq!(strip(json_lines(&out.join("metrics.jsonl"))), step2_metrics);
 }
 
 /// Each step's rules, epochs and decay, and the recipe's checks.
