@@ -398,3 +398,41 @@ fn step_configs_and_recipe_checks() {
     .validate()
     .unwrap();
 }
+
+/// Bad recipe input through the CLI: one error line naming the flag, no panic.
+#[test]
+fn cli_names_bad_adambnn_flags() {
+    let tmp = TempDir::new("cli");
+    let data = small_fashion_mnist(tmp.path(), 20, 10);
+    let out = tmp.path().join("run").to_string_lossy().to_string();
+    let data = data.to_string_lossy().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (&["--first", "both"], "--first"),
+        (&["--two-step", "maybe"], "--two-step"),
+        (&["--kd-temperature", "-1"], "--kd-temperature"),
+        (&["--teacher", "/nonexistent/t.safetensors"], "--teacher"),
+    ];
+    for (extra, flag) in cases {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
+            .args([
+                "train", "--model", "bmlp", "--method", "adambnn", "--epochs", "2",
+            ])
+            .args([
+                "--limit-train",
+                "20",
+                "--val",
+                "0",
+                "--data",
+                &data,
+                "--out",
+                &out,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} succeeded");
+        assert!(err.contains(flag), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+}
