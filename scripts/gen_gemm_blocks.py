@@ -38,7 +38,7 @@ def xnor_entry(rm):
     L.append("        let base = w * p.n;")
     L.append("        let bw = vec4<u32>(b[base + cols.x], b[base + cols.y], b[base + cols.z], b[base + cols.w]);")
     for i in range(rm):
-        L.append(f"        c{i} += countOneBits(vec4<u32>(a[r{i} + w]) ^ bw);")
+        L.append(f"        c{i} += term4(a[r{i} + w], bw);")
     L.append("    }")
     for i in range(rm):
         L.append(f"    store4(m0 + {i}u, n0, c{i});")

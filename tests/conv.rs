@@ -4,11 +4,12 @@ mod common;
 
 use bitprop::Tensor;
 use bitprop::ops::conv::{
-    Conv2dGeom, ConvBlock, PadMode, binary_conv2d, binary_conv2d_cpu, binary_conv2d_with, conv2d,
-    conv2d_backward_data, conv2d_backward_data_cpu, conv2d_backward_data_with,
-    conv2d_backward_weights, conv2d_backward_weights_cpu, conv2d_cpu, conv2d_with,
+    Conv2dGeom, ConvBlock, PadMode, binary_conv2d, binary_conv2d_01, binary_conv2d_01_cpu,
+    binary_conv2d_cpu, binary_conv2d_with, conv2d, conv2d_backward_data, conv2d_backward_data_cpu,
+    conv2d_backward_data_with, conv2d_backward_weights, conv2d_backward_weights_cpu, conv2d_cpu,
+    conv2d_with,
 };
-use bitprop::ops::pack::{BitLayout, pack_signs};
+use bitprop::ops::pack::{BitLayout, pack_bits, pack_signs};
 use common::{Rng, assert_close, gpu};
 
 #[allow(clippy::too_many_arguments)]
@@ -133,6 +134,36 @@ fn binary_conv2d_matches_cpu_for_both_paddings() {
                 binary_conv2d_cpu(&x, &w, g, None, PadMode::Zero),
                 binary_conv2d_cpu(&x, &w, g, None, PadMode::One)
             );
+        }
+    }
+}
+
+#[test]
+fn binary_conv2d_01_matches_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    for g in geoms() {
+        // {0, 1} inputs (0.5 packs as 1), sign weights with exact zeros (+1).
+        let x: Vec<f32> = (0..numel(g.input_shape()))
+            .map(|i| match (i % 7, rng.uniform() >= 0.0) {
+                (0, _) => 0.5,
+                (_, b) => b as u8 as f32,
+            })
+            .collect();
+        let w = values(&mut rng, numel(g.weight_shape()));
+        let s = rng.vec(g.o);
+        let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+        let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+        let st = Tensor::from_f32(&gpu, &[g.o], &s).unwrap();
+        let wp = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::RowMajor).unwrap();
+        let want = binary_conv2d_01_cpu(&x, &w, g, None);
+        let want_scaled = binary_conv2d_01_cpu(&x, &w, g, Some(&s));
+        for layout in [BitLayout::RowMajor, BitLayout::WordMajor] {
+            let xp = pack_bits(&gpu, &xt, g.n, g.c, g.h * g.w, layout, 0.5).unwrap();
+            let y = binary_conv2d_01(&gpu, &xp, &wp, g, None).unwrap();
+            assert_eq!(y.to_f32(&gpu).unwrap(), want, "01 conv {g:?} {layout:?}");
+            let y = binary_conv2d_01(&gpu, &xp, &wp, g, Some(&st)).unwrap();
+            assert_eq!(y.to_f32(&gpu).unwrap(), want_scaled, "scaled 01 conv {g:?}");
         }
     }
 }

@@ -601,6 +601,10 @@ fn config_values_out_of_range_in_file_and_flags() {
         &["train", "--lr", "-1", "--out", out],
         &["config field 'lr' (--lr)", "got -1"],
     );
+    expect_error(
+        &["train", "--width", "0", "--out", out],
+        &["config field 'width' (--width): must be in (0, 16], got 0"],
+    );
     // A negative count is a bad value of its flag, not an unknown flag `-1`.
     expect_error(
         &["train", "--batch", "-1", "--out", out],

@@ -745,3 +745,14 @@ fn small_chains_run_identically_on_cpu_and_gpu() {
         assert!(classes.len() >= 2, "{}: {:?}", model.name, cpu.preds);
     }
 }
+
+/// The fuzzer's seed corpus is current: each seed is a valid file of the
+/// present format version (a stale seed would only test the version check).
+#[test]
+fn bpm_fuzz_seeds_parse_as_the_test_models() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bpm");
+    for (file, model) in [("small.bpm", small_model()), ("odd.bpm", odd_model())] {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        assert_eq!(BpmModel::from_bytes(&bytes).unwrap(), model, "{file}");
+    }
+}

@@ -4,11 +4,11 @@ mod common;
 
 use bitprop::Tensor;
 use bitprop::ops::gemm::{
-    Epilogue, GemmVariant, Trans, f32_gemm, f32_gemm_cpu, words_to_u64, xnor_gemm, xnor_gemm_cpu,
-    xnor_gemm_cpu_u64,
+    Epilogue, GemmVariant, Trans, and_gemm, and_gemm_cpu, f32_gemm, f32_gemm_cpu, words_to_u64,
+    xnor_gemm, xnor_gemm_cpu, xnor_gemm_cpu_u64,
 };
 use bitprop::ops::pack::{
-    BitLayout, pack_signs, pack_signs_cpu, pack_signs_strided_cpu, to_word_major_cpu,
+    BitLayout, pack_bits, pack_signs, pack_signs_cpu, pack_signs_strided_cpu, to_word_major_cpu,
 };
 use common::{Rng, assert_close, gpu};
 
@@ -149,6 +149,79 @@ fn xnor_gemm_matches_cpu_for_every_variant() {
     }
 }
 
+/// {0, 1} activations as a binary layer sees them: exact 0s and 1s, with
+/// some 0.5s (which must pack as 1, as `1[x >= 0.5]`).
+fn zero_ones(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| match (i % 11, rng.uniform() >= 0.0) {
+            (0, _) => 0.5,
+            (_, true) => 1.0,
+            (_, false) => 0.0,
+        })
+        .collect()
+}
+
+#[test]
+fn and_gemm_matches_cpu_for_every_variant() {
+    let gpu = gpu();
+    let mut rng = Rng::new(14);
+    // K = 784 and the odd / one-row / several-tile sizes of SIZES.
+    for &(m, n, k) in SIZES {
+        let a = zero_ones(&mut rng, m * k);
+        let b = signs_with_zeros(&mut rng, n * k);
+        let s = rng.vec(n);
+        let aw = pack_signs_cpu(&a.iter().map(|v| v - 0.5).collect::<Vec<_>>(), m, k);
+        let bw = pack_signs_cpu(&b, n, k);
+        let want = and_gemm_cpu(&aw, &bw, m, n, k, None);
+        let want_scaled = and_gemm_cpu(&aw, &bw, m, n, k, Some(&s));
+        // The AND identity against a float dot product of {0, 1} and signs.
+        for i in 0..m.min(3) {
+            for j in 0..n.min(3) {
+                let dot: f32 = (0..k)
+                    .map(|t| {
+                        let x = if a[i * k + t] >= 0.5 { 1.0 } else { 0.0 };
+                        x * if b[j * k + t] >= 0.0 { 1.0 } else { -1.0 }
+                    })
+                    .sum();
+                assert_eq!(want[i * n + j], dot, "and identity {m}x{n}x{k}");
+            }
+        }
+        let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
+        let bt = Tensor::from_f32(&gpu, &[n, k], &b).unwrap();
+        let st = Tensor::from_f32(&gpu, &[n], &s).unwrap();
+        let ap = pack_bits(&gpu, &at, m, k, 1, BitLayout::RowMajor, 0.5).unwrap();
+        assert_eq!(ap.words.to_u32(&gpu).unwrap(), aw, "pack at 0.5 {m}x{k}");
+        for layout in [BitLayout::RowMajor, BitLayout::WordMajor] {
+            let bp = pack_signs(&gpu, &bt, n, k, 1, layout).unwrap();
+            for v in variants() {
+                if v.b_layout() != layout {
+                    continue;
+                }
+                let c = and_gemm(&gpu, &ap, &bp, None, v).unwrap();
+                assert_eq!(
+                    c.to_f32(&gpu).unwrap(),
+                    want,
+                    "and {m}x{n}x{k} {} {layout:?}",
+                    v.name()
+                );
+                let c = and_gemm(&gpu, &ap, &bp, Some(&st), v).unwrap();
+                assert_eq!(
+                    c.to_f32(&gpu).unwrap(),
+                    want_scaled,
+                    "scaled and {m}x{n}x{k} {}",
+                    v.name()
+                );
+                // The XNOR pipeline of the same variant is unaffected.
+                let x = xnor_gemm(&gpu, &ap, &bp, None, v).unwrap();
+                assert_eq!(
+                    x.to_f32(&gpu).unwrap(),
+                    xnor_gemm_cpu(&aw, &bw, m, n, k, None)
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn xnor_gemm_across_several_dispatch_rows() {
     let gpu = gpu();
@@ -225,4 +298,44 @@ fn f32_gemm_matches_cpu_for_every_transpose_and_variant() {
             }
         }
     }
+}
+
+/// `bitprop bench gemm --json` prints one object with the keys other tools
+/// read, on an odd small shape, with its bound analysis.
+#[test]
+fn bench_gemm_json_has_its_keys() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
+        .args(["bench", "gemm", "--m", "33", "--n", "65", "--k", "100"])
+        .args(["--reps", "1", "--json"])
+        .output()
+        .expect("bitprop runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "adapter",
+        "timing",
+        "m",
+        "n",
+        "k",
+        "xnor_ms",
+        "f32_ms",
+        "cpu_xnor_ms",
+        "xnor_ops_per_s",
+        "peak_ops_per_s",
+        "f32_flops_per_s",
+        "fma_peak_flops_per_s",
+        "xnor_vs_f32",
+        "xnor_pct_of_peak",
+        "f32_pct_of_peak",
+        "device_vs_cpu",
+        "roundtrip_ms",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key}: {v}");
+    }
+    assert_eq!(v["m"], 33);
+    assert!(v["xnor_ms"].as_f64().unwrap() > 0.0);
+    let timing = v["timing"].as_str().unwrap();
+    assert!(timing == "timestamp" || timing == "wall", "{timing}");
+    assert_eq!(v["xnor_bound"].as_array().unwrap().len(), 6, "{v}");
 }

@@ -105,7 +105,10 @@ fn killed_and_resumed_run_equals_an_uninterrupted_one() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let wait = Duration::from_millis(300 + seed % (full.as_millis() as u64).max(1));
+        // Lives average 0.8/kills of the whole run's time (start-up
+        // included), so every kill lands before the run can end.
+        let span = (full.as_millis() as u64 * 8 / 5 / kills as u64).max(1);
+        let wait = Duration::from_millis(300 + seed % span);
         let resume_args = ["train", "--resume", &killed_s];
         let mut child = if i == 0 || !killed.join("resume.safetensors").exists() {
             bitprop()
@@ -145,6 +148,7 @@ fn killed_and_resumed_run_equals_an_uninterrupted_one() {
         }
     }
     eprintln!("{killed_count} kills");
+    assert_eq!(killed_count, kills, "the run ended before every kill");
     assert_eq!(
         metrics(&whole),
         metrics(&killed),

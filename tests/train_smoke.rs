@@ -6,7 +6,7 @@ mod common;
 
 use bitprop::autograd::Tape;
 use bitprop::data::{Batch, Batches, DEFAULT_FASHION_MNIST_DIR, load_fashion_mnist};
-use bitprop::nn::{Ctx, build_model};
+use bitprop::nn::{Binarization, Ctx, build_model, build_model_sized, width_from_metadata};
 use bitprop::train::files::{checkpoint_metadata, load_model, save_model};
 use bitprop::train::{TrainConfig, train, upload};
 use common::gpu;
@@ -114,7 +114,7 @@ fn logits(gpu: &std::sync::Arc<bitprop::Gpu>, model: &dyn bitprop::nn::Model) ->
     Batches::new(&test, 100, None, 0).unwrap().next_into(&mut b);
     let (x, _) = upload(gpu, &b, &model.input_shape()).unwrap();
     let mut tape = Tape::new(gpu.clone());
-    let mut ctx = Ctx::new(&mut tape, model.store(), false);
+    let mut ctx = Ctx::for_model(&mut tape, model, false);
     let xv = ctx.tape.leaf(x, false);
     let y = model.forward(&mut ctx, xv).unwrap();
     tape.value(y).to_f32(gpu).unwrap()
@@ -160,5 +160,47 @@ fn checkpoints_round_trip_bit_for_bit_and_load_strictly() {
         err.contains("fc1.weight") || err.contains("conv1.weight"),
         "error must name a tensor: {err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A narrower model (`--width`) has its hidden widths scaled, records the
+/// multiplier in its checkpoint, and a model rebuilt from that metadata
+/// loads it strictly with identical logits.
+#[test]
+fn narrow_models_record_their_width_and_round_trip() {
+    let gpu = gpu();
+    let dir = std::env::temp_dir().join(format!("bitprop-width-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, tensor, shape) in [
+        ("bmlp", "fc2.weight", vec![256, 256]),
+        ("bcnn", "fc.weight", vec![10, 32 * 49]),
+        ("reactnet-s", "block0.conv.weight", vec![8, 8, 3, 3]),
+    ] {
+        let model = build_model_sized(&gpu, name, 3, Binarization::default(), 0.25).unwrap();
+        let e = model
+            .store()
+            .entries
+            .iter()
+            .find(|e| e.name == tensor)
+            .unwrap();
+        assert_eq!(e.value.shape(), &shape[..], "{name} {tensor}");
+        let path = dir.join(format!("{name}.safetensors"));
+        let meta = checkpoint_metadata(&config(&dir), model.as_ref());
+        assert_eq!(width_from_metadata(&meta).unwrap(), 0.25);
+        save_model(&gpu, model.store(), &path, &meta).unwrap();
+        let mut other = build_model_sized(&gpu, name, 4, Binarization::default(), 0.25).unwrap();
+        load_model(&gpu, other.store_mut(), &path).unwrap();
+        assert_eq!(
+            logits(&gpu, model.as_ref()),
+            logits(&gpu, other.as_ref()),
+            "{name}"
+        );
+        // The full-width model refuses the narrow checkpoint, naming a tensor.
+        let mut full = build_model(&gpu, name, 0).unwrap();
+        let err = load_model(&gpu, full.store_mut(), &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(".weight"), "{err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -16,6 +16,10 @@
 //        Taps in the padding contribute 0 (pad_one = 0, the input padded
 //        with zeros), or see an input of all +1 (pad_one = 1), which
 //        contributes sum_c w_c = 2 * popcount(w_t) - C.
+//        With the override AND_X = 1, x holds {0, 1} values (bit 1 = 1) and
+//        out = scale[o] * sum over taps of (2 * popcount(x_t and w_t) -
+//        popcount(x_t)), accumulated modulo 2^32 and read as i32 (exact);
+//        padded taps read x = 0 and add nothing (zero padding only).
 //
 // Each invocation computes RP output pixels x RO output channels. A
 // workgroup shares its RO channels, so weight loads are uniform across it,
@@ -62,6 +66,7 @@ override RO: u32 = 8u;
 override RP: u32 = 2u;
 const MAX_RO: u32 = 16u;
 const MAX_RP: u32 = 4u;
+override AND_X: u32 = 0u;
 
 @compute @workgroup_size(WG)
 fn binary_conv2d(
@@ -119,6 +124,16 @@ fn binary_conv2d(
                     wv[i] = wt[(wrow[i] + tap) * p.w_row + cw * p.w_word];
                 }
                 let ones = select(0xffffffffu, p.last_mask, cw + 1u == p.cw);
+                if (AND_X != 0u) {
+                    for (var j = 0u; j < RP; j++) {
+                        let xv = select(0u, x[xrow[j] + cw * p.x_word], inside[j]);
+                        let xones = countOneBits(xv);
+                        for (var i = 0u; i < RO; i++) {
+                            pop[j][i] += 2u * countOneBits(xv & wv[i]) - xones;
+                        }
+                    }
+                    continue;
+                }
                 for (var j = 0u; j < RP; j++) {
                     let xv = select(ones, x[xrow[j] + cw * p.x_word], inside[j]);
                     for (var i = 0u; i < RO; i++) {
@@ -131,7 +146,7 @@ fn binary_conv2d(
                 outside = outside || !inside[j];
             }
             // Border pixels only: most invocations skip this.
-            if (p.pad_one == 0u && outside) {
+            if (AND_X == 0u && p.pad_one == 0u && outside) {
                 // keep = C - popcount(w_t), the padded tap's share of pop.
                 var keep: array<u32, MAX_RO>;
                 for (var i = 0u; i < RO; i++) {
@@ -167,6 +182,9 @@ fn binary_conv2d(
                 continue;
             }
             var v = f32(k - 2 * i32(pop[j][i]));
+            if (AND_X != 0u) {
+                v = f32(bitcast<i32>(pop[j][i]));
+            }
             if (p.has_scale != 0u) {
                 v *= scale[o];
             }

@@ -7,6 +7,12 @@
 // scale: f32 [n] per-output-column scale, read only when has_scale != 0.
 // c:     f32 [m, n] = scale[n] * (k - 2 * popcount(a[m] xor b[n])).
 //
+// With the override AND_A = 1, a holds {0, 1} values (bit 1 = 1) and b
+// {-1, +1} signs, whose dot product is not the XNOR identity:
+// c = scale[n] * (2 * popcount(a[m] and b[n]) - popcount(a[m])). The terms
+// are accumulated in u32 modulo 2^32 and read back as i32, which is exact.
+// Padding bits are 0 in a, so they add nothing to either popcount.
+//
 // xnor_gemm_cols_r{4,8,16}: each invocation holds R rows x 4 columns in vec4
 // registers; the workgroup shares its R rows (uniform loads of a) and spreads
 // columns over lanes, column j of lane l being n0 + l + j * WG so
@@ -32,9 +38,28 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 override WG: u32 = 64u;
+override AND_A: u32 = 0u;
+
+// One word pair's share of the accumulator (see the header).
+fn term(aw: u32, bw: u32) -> u32 {
+    if (AND_A != 0u) {
+        return 2u * countOneBits(aw & bw) - countOneBits(aw);
+    }
+    return countOneBits(aw ^ bw);
+}
+
+fn term4(aw: u32, bw: vec4<u32>) -> vec4<u32> {
+    if (AND_A != 0u) {
+        return 2u * countOneBits(vec4<u32>(aw) & bw) - vec4<u32>(countOneBits(aw));
+    }
+    return countOneBits(vec4<u32>(aw) ^ bw);
+}
 
 fn store(m: u32, n: u32, pop: u32) {
     var v = f32(i32(p.k) - 2 * i32(pop));
+    if (AND_A != 0u) {
+        v = f32(bitcast<i32>(pop));
+    }
     if (p.has_scale != 0u) {
         v *= scale[n];
     }
@@ -82,7 +107,7 @@ fn xnor_gemm_tiled(
             tb[e] = vb;
         }
         workgroupBarrier();
-        // Words past kw are zero in both tiles: xor 0, popcount 0.
+        // Words past kw are zero in both tiles: they add 0 in either mode.
         for (var w = 0u; w < KC; w++) {
             var bw: array<u32, 4>;
             for (var j = 0u; j < 4u; j++) {
@@ -91,7 +116,7 @@ fn xnor_gemm_tiled(
             for (var i = 0u; i < 4u; i++) {
                 let aw = ta[(ty + 16u * i) * KC + w];
                 for (var j = 0u; j < 4u; j++) {
-                    acc[i][j] += countOneBits(aw ^ bw[j]);
+                    acc[i][j] += term(aw, bw[j]);
                 }
             }
         }
@@ -149,10 +174,10 @@ fn xnor_gemm_cols_r4(
     for (var w = 0u; w < p.kw; w++) {
         let base = w * p.n;
         let bw = vec4<u32>(b[base + cols.x], b[base + cols.y], b[base + cols.z], b[base + cols.w]);
-        c0 += countOneBits(vec4<u32>(a[r0 + w]) ^ bw);
-        c1 += countOneBits(vec4<u32>(a[r1 + w]) ^ bw);
-        c2 += countOneBits(vec4<u32>(a[r2 + w]) ^ bw);
-        c3 += countOneBits(vec4<u32>(a[r3 + w]) ^ bw);
+        c0 += term4(a[r0 + w], bw);
+        c1 += term4(a[r1 + w], bw);
+        c2 += term4(a[r2 + w], bw);
+        c3 += term4(a[r3 + w], bw);
     }
     store4(m0 + 0u, n0, c0);
     store4(m0 + 1u, n0, c1);
@@ -194,14 +219,14 @@ fn xnor_gemm_cols_r8(
     for (var w = 0u; w < p.kw; w++) {
         let base = w * p.n;
         let bw = vec4<u32>(b[base + cols.x], b[base + cols.y], b[base + cols.z], b[base + cols.w]);
-        c0 += countOneBits(vec4<u32>(a[r0 + w]) ^ bw);
-        c1 += countOneBits(vec4<u32>(a[r1 + w]) ^ bw);
-        c2 += countOneBits(vec4<u32>(a[r2 + w]) ^ bw);
-        c3 += countOneBits(vec4<u32>(a[r3 + w]) ^ bw);
-        c4 += countOneBits(vec4<u32>(a[r4 + w]) ^ bw);
-        c5 += countOneBits(vec4<u32>(a[r5 + w]) ^ bw);
-        c6 += countOneBits(vec4<u32>(a[r6 + w]) ^ bw);
-        c7 += countOneBits(vec4<u32>(a[r7 + w]) ^ bw);
+        c0 += term4(a[r0 + w], bw);
+        c1 += term4(a[r1 + w], bw);
+        c2 += term4(a[r2 + w], bw);
+        c3 += term4(a[r3 + w], bw);
+        c4 += term4(a[r4 + w], bw);
+        c5 += term4(a[r5 + w], bw);
+        c6 += term4(a[r6 + w], bw);
+        c7 += term4(a[r7 + w], bw);
     }
     store4(m0 + 0u, n0, c0);
     store4(m0 + 1u, n0, c1);
@@ -263,22 +288,22 @@ fn xnor_gemm_cols_r16(
     for (var w = 0u; w < p.kw; w++) {
         let base = w * p.n;
         let bw = vec4<u32>(b[base + cols.x], b[base + cols.y], b[base + cols.z], b[base + cols.w]);
-        c0 += countOneBits(vec4<u32>(a[r0 + w]) ^ bw);
-        c1 += countOneBits(vec4<u32>(a[r1 + w]) ^ bw);
-        c2 += countOneBits(vec4<u32>(a[r2 + w]) ^ bw);
-        c3 += countOneBits(vec4<u32>(a[r3 + w]) ^ bw);
-        c4 += countOneBits(vec4<u32>(a[r4 + w]) ^ bw);
-        c5 += countOneBits(vec4<u32>(a[r5 + w]) ^ bw);
-        c6 += countOneBits(vec4<u32>(a[r6 + w]) ^ bw);
-        c7 += countOneBits(vec4<u32>(a[r7 + w]) ^ bw);
-        c8 += countOneBits(vec4<u32>(a[r8 + w]) ^ bw);
-        c9 += countOneBits(vec4<u32>(a[r9 + w]) ^ bw);
-        c10 += countOneBits(vec4<u32>(a[r10 + w]) ^ bw);
-        c11 += countOneBits(vec4<u32>(a[r11 + w]) ^ bw);
-        c12 += countOneBits(vec4<u32>(a[r12 + w]) ^ bw);
-        c13 += countOneBits(vec4<u32>(a[r13 + w]) ^ bw);
-        c14 += countOneBits(vec4<u32>(a[r14 + w]) ^ bw);
-        c15 += countOneBits(vec4<u32>(a[r15 + w]) ^ bw);
+        c0 += term4(a[r0 + w], bw);
+        c1 += term4(a[r1 + w], bw);
+        c2 += term4(a[r2 + w], bw);
+        c3 += term4(a[r3 + w], bw);
+        c4 += term4(a[r4 + w], bw);
+        c5 += term4(a[r5 + w], bw);
+        c6 += term4(a[r6 + w], bw);
+        c7 += term4(a[r7 + w], bw);
+        c8 += term4(a[r8 + w], bw);
+        c9 += term4(a[r9 + w], bw);
+        c10 += term4(a[r10 + w], bw);
+        c11 += term4(a[r11 + w], bw);
+        c12 += term4(a[r12 + w], bw);
+        c13 += term4(a[r13 + w], bw);
+        c14 += term4(a[r14 + w], bw);
+        c15 += term4(a[r15 + w], bw);
     }
     store4(m0 + 0u, n0, c0);
     store4(m0 + 1u, n0, c1);

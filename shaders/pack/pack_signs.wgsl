@@ -5,7 +5,8 @@
 // out: u32, one row of kw = ceil(k / 32) words per (outer, inner) pair:
 //      row-major [outer * inner, kw], or word-major [kw, outer * inner].
 // Element 32j + i of a row goes to bit i of word j (least significant bit
-// first); bit 1 means x >= 0 (+1). Padding bits of the last word are 0.
+// first); bit 1 means x >= THRESH (0: the sign, +1; 0.5 packs {0, 1}
+// values as bit = value). Padding bits of the last word are 0.
 
 struct Params {
     rows: u32,
@@ -23,6 +24,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
 override WG: u32 = 64u;
+override THRESH: f32 = 0.0;
 
 @compute @workgroup_size(WG)
 fn pack_signs(
@@ -42,7 +44,7 @@ fn pack_signs(
     let count = min(32u, p.k - k0);
     var word = 0u;
     for (var i = 0u; i < count; i++) {
-        if (x[(outer * p.k + k0 + i) * p.inner + s] >= 0.0) {
+        if (x[(outer * p.k + k0 + i) * p.inner + s] >= THRESH) {
             word |= 1u << i;
         }
     }

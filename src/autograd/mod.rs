@@ -45,6 +45,9 @@ pub struct Tape {
     /// Whether the value is known to hold only -1 and +1 (a sign's output),
     /// so the next binary layer can pack it and use XNOR-popcount.
     signs: Vec<bool>,
+    /// Whether the value is known to hold only 0 and 1 (a {0, 1} step's
+    /// output), so the next binary layer can use AND-popcount.
+    zero_one: Vec<bool>,
     nodes: Vec<Node>,
 }
 
@@ -55,6 +58,7 @@ impl Tape {
             values: Vec::new(),
             needs_grad: Vec::new(),
             signs: Vec::new(),
+            zero_one: Vec::new(),
             nodes: Vec::new(),
             macs: MacCount::default(),
         }
@@ -89,6 +93,7 @@ impl Tape {
         self.values.push(value);
         self.needs_grad.push(needs_grad);
         self.signs.push(signs);
+        self.zero_one.push(false);
         Var(self.values.len() - 1)
     }
 
@@ -103,6 +108,16 @@ impl Tape {
     /// Whether `v` holds only -1 and +1.
     pub fn is_signs(&self, v: Var) -> bool {
         self.signs[v.0]
+    }
+
+    /// Whether `v` holds only 0 and 1.
+    pub fn is_zero_one(&self, v: Var) -> bool {
+        self.zero_one[v.0]
+    }
+
+    /// Marks `v` as holding only 0 and 1.
+    pub(crate) fn set_zero_one(&mut self, v: Var) {
+        self.zero_one[v.0] = true;
     }
 
     /// Records an op's output. `backward` is kept only if some input needs a gradient.

@@ -2,8 +2,8 @@
 
 use crate::autograd::{Tape, Var};
 use crate::gpu::GpuError;
-use crate::ops::gemm::{Epilogue, Trans, f32_gemm, xnor_gemm};
-use crate::ops::pack::{BitLayout, pack_signs};
+use crate::ops::gemm::{Epilogue, Trans, and_gemm, f32_gemm, xnor_gemm};
+use crate::ops::pack::{BitLayout, pack_bits, pack_signs};
 use crate::ops::tune::{GemmFamily, gemm_variant};
 use crate::ops::{act, channel, conv, conv_gemm, loss, norm, pool, reduce};
 use crate::tensor::Tensor;
@@ -31,12 +31,68 @@ fn binarized(gpu: &crate::gpu::Gpu, w: &Tensor, alpha: &Tensor) -> Result<Tensor
     channel::channel_affine(gpu, &signs, rows, w.numel() / rows, Some(alpha), None)
 }
 
+/// Where a binary layer's weight scale alpha comes from (always detached).
+#[derive(Clone, Debug)]
+pub enum WeightScale {
+    /// `alpha_o = mean |W[o, :]|` per output channel (XNOR-Net).
+    Channel,
+    /// One `alpha = mean |W|` over the whole layer (BinaryDuo).
+    Layer,
+    /// A stored scalar `[1]`: a decoupled BinaryDuo layer keeps the coupled
+    /// layer's alpha / 2, so decoupling preserves the function exactly.
+    Fixed(Tensor),
+}
+
+/// mean |W| over the whole tensor, shape `[1]`.
+pub fn layer_mean_abs(gpu: &crate::gpu::Gpu, w: &Tensor) -> Result<Tensor, GpuError> {
+    reduce::reduce_all(gpu, w, reduce::Reduction::MeanAbs)
+}
+
+/// The per-output-channel scale `[O]` of a binary layer's weights `w`.
+fn weight_scale(
+    gpu: &crate::gpu::Gpu,
+    w: &Tensor,
+    scale: &WeightScale,
+) -> Result<Tensor, GpuError> {
+    let rows = w.shape()[0];
+    let scalar = match scale {
+        WeightScale::Channel => {
+            return reduce::reduce_rows(
+                gpu,
+                &w.reshape(&[rows, w.numel() / rows]),
+                reduce::Reduction::MeanAbs,
+            );
+        }
+        WeightScale::Layer => layer_mean_abs(gpu, w)?,
+        WeightScale::Fixed(t) => t.clone(),
+    };
+    assert_eq!(
+        scalar.numel(),
+        1,
+        "a layer scale has one element: {scalar:?}"
+    );
+    // Broadcast: ones [1, rows] times the one channel's scale.
+    let ones = Tensor::from_f32(gpu, &[rows], &vec![1.0; rows])?;
+    channel::channel_affine(gpu, &ones, 1, rows, Some(&scalar), None)
+}
+
 /// Fully connected layer `y = x W_b^T` with binary weights
 /// `W_b = alpha_o * sign(W)`, `alpha_o = mean |W[o, :]|` (detached).
 /// The forward runs XNOR-popcount when `x` holds signs, a float GEMM with
 /// `W_b` otherwise. Backward: `dx = dy W_b`, `dW_b = dy^T x`, and the latent
 /// gradient `dW = dW_b * 1[|W| <= 1]`.
 pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
+    binary_linear_scaled(tape, x, w, WeightScale::Channel)
+}
+
+/// [`binary_linear`] with the scale from `scale`. A `x` holding {0, 1}
+/// values (a {0, 1} step's output) runs on AND-popcount ([`and_gemm`]).
+pub fn binary_linear_scaled(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    scale: WeightScale,
+) -> Result<Var, GpuError> {
     let gpu = tape.gpu().clone();
     let xt = tape.value(x).clone();
     let wt = tape.value(w).clone();
@@ -49,7 +105,7 @@ pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
         xt.shape(),
         wt.shape()
     );
-    let alpha = row_mean_abs(tape, &wt)?;
+    let alpha = weight_scale(&gpu, &wt, &scale)?;
     let w_b = binarized(&gpu, &wt, &alpha)?;
     let fv = gemm_variant(&gpu, GemmFamily::F32)?;
     let y = if tape.is_signs(x) {
@@ -58,6 +114,12 @@ pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
         let xp = pack_signs(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
         let wp = pack_signs(&gpu, &wt, out, inp, 1, layout)?;
         xnor_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?
+    } else if tape.is_zero_one(x) {
+        let variant = gemm_variant(&gpu, GemmFamily::Xnor)?;
+        let layout = variant.b_layout();
+        let xp = pack_bits(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor, 0.5)?;
+        let wp = pack_signs(&gpu, &wt, out, inp, 1, layout)?;
+        and_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?
     } else {
         f32_gemm(
             &gpu,
@@ -71,7 +133,8 @@ pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
         )?
     };
     let needs_dx = tape.needs_grad(x);
-    let (binary_fwd, needs_dw) = (tape.is_signs(x), tape.needs_grad(w));
+    let binary_fwd = tape.is_signs(x) || tape.is_zero_one(x);
+    let needs_dw = tape.needs_grad(w);
     tape.count_macs((batch * inp * out) as u64, binary_fwd, needs_dx, needs_dw);
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
@@ -176,6 +239,28 @@ pub fn conv2d(
     pad: usize,
     binary_weights: bool,
 ) -> Result<Var, GpuError> {
+    conv2d_scaled(
+        tape,
+        x,
+        w,
+        stride,
+        pad,
+        binary_weights.then_some(WeightScale::Channel),
+    )
+}
+
+/// [`conv2d`]; with `scale`, binary weights `alpha * sign(W)` scaled as it
+/// says. A `x` holding {0, 1} values runs on AND-popcount
+/// ([`conv::binary_conv2d_01`]).
+pub fn conv2d_scaled(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    stride: usize,
+    pad: usize,
+    scale: Option<WeightScale>,
+) -> Result<Var, GpuError> {
+    let binary_weights = scale.is_some();
     let gpu = tape.gpu().clone();
     let xt = tape.value(x).clone();
     let wt = tape.value(w).clone();
@@ -194,10 +279,23 @@ pub fn conv2d(
     };
     let taps = geom.kh * geom.kw;
     let x_signs = tape.is_signs(x);
-    let (y, w_eff, alpha) = if binary_weights {
-        let alpha = row_mean_abs(tape, &wt)?;
+    let x_01 = tape.is_zero_one(x);
+    let (y, w_eff, alpha) = if let Some(scale) = &scale {
+        let alpha = weight_scale(&gpu, &wt, scale)?;
         let w_b = binarized(&gpu, &wt, &alpha)?;
-        let y = if x_signs {
+        let y = if x_01 {
+            let xp = pack_bits(
+                &gpu,
+                &xt,
+                geom.n,
+                geom.c,
+                geom.h * geom.w,
+                BitLayout::RowMajor,
+                0.5,
+            )?;
+            let wp = pack_signs(&gpu, &wt, geom.o, geom.c, taps, BitLayout::RowMajor)?;
+            conv::binary_conv2d_01(&gpu, &xp, &wp, geom, Some(&alpha))?
+        } else if x_signs {
             let xp = pack_signs(
                 &gpu,
                 &xt,
@@ -222,7 +320,12 @@ pub fn conv2d(
     let needs_dx = tape.needs_grad(x);
     let macs = geom.n * geom.out_h() * geom.out_w() * geom.o * geom.c * taps;
     let needs_dw = tape.needs_grad(w);
-    tape.count_macs(macs as u64, binary_weights && x_signs, needs_dx, needs_dw);
+    tape.count_macs(
+        macs as u64,
+        binary_weights && (x_signs || x_01),
+        needs_dx,
+        needs_dw,
+    );
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
@@ -249,6 +352,38 @@ pub fn sign_ste(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
     let y = act::sign(tape.gpu(), &xt)?;
     Ok(tape.record(y, &[x], true, move |gpu, g| {
         Ok(vec![(x, act::ste_sign_backward(gpu, &xt, g)?)])
+    }))
+}
+
+/// BinaryDuo's coupled activation: HardTanh(0, 1) then
+/// `0.5 * 1[x >= 0.25] + 0.5 * 1[x >= 0.75]` in {0, 0.5, 1} (the clamp
+/// does not change it); clipped STE backward `g * 1[0 <= x <= 1]`.
+pub fn ternary_ste(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let xt = tape.value(x).clone();
+    let y = act::ternary(tape.gpu(), &xt)?;
+    Ok(tape.record(y, &[x], false, move |gpu, g| {
+        Ok(vec![(x, act::hardtanh_backward(gpu, &xt, g, 0.0, 1.0)?)])
+    }))
+}
+
+/// BinaryDuo's decoupled activation: `1[x >= 0.5]` in {0, 1}, with the
+/// clipped STE backward `g * 1[0 <= x <= 1]`. The output is marked {0, 1},
+/// so the next binary layer runs on AND-popcount.
+pub fn step01_ste(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let xt = tape.value(x).clone();
+    let y = act::step01(tape.gpu(), &xt, 0.5)?;
+    let v = tape.record(y, &[x], false, move |gpu, g| {
+        Ok(vec![(x, act::hardtanh_backward(gpu, &xt, g, 0.0, 1.0)?)])
+    });
+    tape.set_zero_one(v);
+    Ok(v)
+}
+
+/// `[N, C, ...] -> [N, 2C, ...]`, the channels twice; backward sums the halves.
+pub fn repeat_channels(tape: &mut Tape, x: Var) -> Result<Var, GpuError> {
+    let y = act::repeat_channels(tape.gpu(), tape.value(x))?;
+    Ok(tape.record(y, &[x], false, move |gpu, g| {
+        Ok(vec![(x, act::sum_halves(gpu, g)?)])
     }))
 }
 
@@ -306,8 +441,13 @@ pub fn add(tape: &mut Tape, a: Var, b: Var) -> Result<Var, GpuError> {
 /// Same values, another shape (flatten).
 pub fn reshape(tape: &mut Tape, x: Var, shape: &[usize]) -> Var {
     let signs = tape.is_signs(x);
+    let zero_one = tape.is_zero_one(x);
     let y = tape.value(x).reshape(shape);
-    tape.record(y, &[x], signs, move |_, g| Ok(vec![(x, g.clone())]))
+    let v = tape.record(y, &[x], signs, move |_, g| Ok(vec![(x, g.clone())]));
+    if zero_one {
+        tape.set_zero_one(v);
+    }
+    v
 }
 
 /// 2x2 max pooling, stride 2.

@@ -47,6 +47,71 @@ pub struct GemmBench {
     pub cpu_threads: usize,
     pub xnor_variants: Vec<VariantTime>,
     pub f32_variants: Vec<VariantTime>,
+    /// The 16-row register-block XNOR kernel with parts taken out
+    /// (shaders/bench/xnor_bound.wgsl): what its time is made of.
+    pub xnor_bound: Vec<VariantTime>,
+}
+
+const XNOR_BOUND: Kernel = kernel!(
+    "bench/xnor_bound.wgsl",
+    "xnor_r16_bound",
+    [Read, Read, ReadWrite]
+);
+
+/// The variants of [`XNOR_BOUND`]: MODE bits 1 = no loads of b, 2 = no
+/// popcount, 4 = no loads of a.
+const BOUND_MODES: [(u32, &str); 6] = [
+    (0, "as GEMM"),
+    (1, "no b loads"),
+    (2, "no popcount"),
+    (4, "no a loads"),
+    (5, "no loads"),
+    (7, "no loads, no popcount"),
+];
+
+/// Times the 16-row register-block XNOR loop with its loads of b, its
+/// popcounts, or both taken out, at the GEMM's shape and grid.
+fn xnor_bound(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    reps: usize,
+) -> Result<Vec<VariantTime>, GpuError> {
+    let wg = 64usize;
+    let (gx, gy) = (n.div_ceil(4 * wg) as u32, m.div_ceil(16) as u32);
+    let groups = gx as u64 * gy as u64;
+    let out = Tensor::empty(gpu, &[m, n], DType::U32)?;
+    let params = crate::ops::gemm::XnorParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        kw: k.div_ceil(32) as u32,
+        has_scale: 0,
+        groups_x: gx,
+        groups: groups as u32,
+        _pad: 0,
+    };
+    let mut times = Vec::new();
+    for (mode, name) in BOUND_MODES {
+        let ms = device_ms(gpu, reps, || {
+            gpu.launch(
+                &XNOR_BOUND,
+                &[("WG", wg as f64), ("MODE", mode as f64)],
+                &params,
+                &[a.binding(), b.binding(), out.binding()],
+                gpu.grid(groups),
+            );
+            Ok(())
+        })?;
+        times.push(VariantTime {
+            variant: name.to_string(),
+            ms,
+        });
+    }
+    Ok(times)
 }
 
 #[repr(C)]
@@ -129,6 +194,10 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
         .map(drop)
     })?;
 
+    progress("XNOR bound analysis");
+    let bp_words = pack_signs(gpu, &b, n, k, 1, BitLayout::WordMajor)?;
+    let xnor_bound = xnor_bound(gpu, &ap.words, &bp_words.words, m, n, k, reps)?;
+
     progress("CPU XNOR GEMM");
     let aw = words_to_u64(&pack_signs_cpu(&pattern(m * k, 1), m, k), m, k);
     let bw = words_to_u64(&pack_signs_cpu(&pattern(n * k, 2), n, k), n, k);
@@ -206,6 +275,7 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
         cpu_threads: std::thread::available_parallelism().map_or(1, |t| t.get()),
         xnor_variants: times(&xnor_times),
         f32_variants: times(&f32_times),
+        xnor_bound,
     })
 }
 
@@ -253,6 +323,21 @@ impl GemmBench {
             s += &format!(" {}={:.2}ms", v.variant, v.ms);
         }
         s.push('\n');
+        if let [full, no_b, no_pop, no_a, no_loads, bare] = &self.xnor_bound[..] {
+            s += "  what the 16-row XNOR loop's time is made of (one run, same grid):";
+            for v in &self.xnor_bound {
+                s += &format!(" {}={:.2}ms", v.variant, v.ms);
+            }
+            let share = |t: &VariantTime| 100.0 * (full.ms - t.ms) / full.ms;
+            s += &format!(
+                "\n    taking out the loads of a saves {:.0}%, of b {:.0}%, of both {:.0}%; the popcounts {:.0}%; the loop without loads or popcounts is {:.0}% of the time\n",
+                share(no_a),
+                share(no_b),
+                share(no_loads),
+                share(no_pop),
+                100.0 * bare.ms / full.ms
+            );
+        }
         s
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::gpu::Gpu;
-use crate::nn::{Model, build_model};
+use crate::nn::{Binarization, Model, build_model_sized};
 use crate::ops::tune::pattern;
 use crate::optim::{DecayScope, Optimizer, OptimizerConfig, OptimizerKind};
 use crate::tensor::Tensor;
@@ -60,8 +60,9 @@ pub fn run(
     batch: usize,
     steps: usize,
     profile_steps: usize,
+    width: f64,
 ) -> anyhow::Result<TrainBench> {
-    let model = build_model(gpu, model_name, 0)?;
+    let model = build_model_sized(gpu, model_name, 0, Binarization::default(), width)?;
     let mut opt = Optimizer::new(
         gpu,
         OptimizerConfig {
@@ -208,15 +209,17 @@ pub fn compare_f32(
     batch: usize,
     steps: usize,
     profile_steps: usize,
+    width: f64,
 ) -> anyhow::Result<CompareF32> {
     anyhow::ensure!(
         !model_name.ends_with("-f32"),
         "--compare-f32 takes the binary model's name, not {model_name}"
     );
     let f32_name = format!("{model_name}-f32");
-    let binary = run(gpu, model_name, batch, steps, profile_steps)?;
-    let real = run(gpu, &f32_name, batch, steps, profile_steps)?;
-    let macs = step_macs(gpu, build_model(gpu, model_name, 0)?.as_ref(), batch)?;
+    let binary = run(gpu, model_name, batch, steps, profile_steps, width)?;
+    let real = run(gpu, &f32_name, batch, steps, profile_steps, width)?;
+    let sized = build_model_sized(gpu, model_name, 0, Binarization::default(), width)?;
+    let macs = step_macs(gpu, sized.as_ref(), batch)?;
     let all = (macs.forward_binary + macs.forward_float + macs.backward_float) as f64;
     let float = (macs.forward_float + macs.backward_float) as f64;
     let bound = all / float;

@@ -25,6 +25,9 @@ pub struct TrainArgs {
     /// Steps profiled per kernel after the timed ones.
     #[arg(long, default_value_t = 2)]
     profile_steps: usize,
+    /// Multiply every hidden layer's width by X (as `bitprop train --width`).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    width: f64,
     /// Also run the model's real-valued twin (`-f32`) and report the step-time
     /// ratio against the bound its multiply-adds allow.
     #[arg(long)]
@@ -81,6 +84,11 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                 args.batch > 0 && args.steps > 0,
                 "--batch and --steps must be positive"
             );
+            anyhow::ensure!(
+                args.width.is_finite() && args.width > 0.0 && args.width <= 16.0,
+                "--width must be in (0, 16], got {}",
+                args.width
+            );
             let gpu = Gpu::new(&cli.device_options()?)?;
             // The synthetic input batch, the first thing allocated (host and
             // device); every bitprop model takes 1-channel Fashion-MNIST images.
@@ -98,6 +106,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                     args.batch,
                     args.steps,
                     args.profile_steps,
+                    args.width,
                 )?;
                 eprint!("{}", result.report());
                 if args.json {
@@ -111,6 +120,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                 args.batch,
                 args.steps,
                 args.profile_steps,
+                args.width,
             )?;
             eprint!("{}", result.report());
             if args.json {

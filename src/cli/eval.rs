@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::{Cli, print_json};
 use crate::gpu::Gpu;
-use crate::nn::build_model_with;
+use crate::nn::build_model_sized;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -34,7 +34,9 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new(&cli.device_options()?)?;
     let bin = crate::nn::Binarization::from_metadata(&ck.metadata)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.checkpoint.display()))?;
-    let mut model = build_model_with(&gpu, name, 0, bin)?;
+    let width = crate::nn::width_from_metadata(&ck.metadata)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.checkpoint.display()))?;
+    let mut model = build_model_sized(&gpu, name, 0, bin, width)?;
     crate::train::files::load_model(&gpu, model.store_mut(), &args.checkpoint)?;
     let (_, test) = crate::data::load_fashion_mnist(&args.data)?;
     let e = crate::train::evaluate(&gpu, model.as_ref(), &test, args.batch)?;

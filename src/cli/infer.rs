@@ -169,7 +169,8 @@ pub fn run(cli: &Cli, args: &InferArgs) -> anyhow::Result<()> {
             .get("model")
             .ok_or_else(|| anyhow::anyhow!("checkpoint {}: no 'model' metadata", ck.display()))?;
         let bin = crate::nn::Binarization::from_metadata(&meta)?;
-        let mut float = crate::nn::build_model_with(gpu, name, 0, bin)?;
+        let width = crate::nn::width_from_metadata(&meta)?;
+        let mut float = crate::nn::build_model_sized(gpu, name, 0, bin, width)?;
         crate::train::files::load_model(gpu, float.store_mut(), ck)?;
         let t = Instant::now();
         let fp = crate::export::float_predictions(gpu, float.as_ref(), &test, BATCH)?;

@@ -11,6 +11,8 @@ pub enum ReproduceCommand {
     Psample(ReproduceArgs),
     /// AdamBNN: Adam vs SGD, two steps vs one, activations vs weights first, negative weight decay, on bmlp and reactnet-s.
     Adambnn(ReproduceArgs),
+    /// BinaryDuo (coupled -> decoupled -> fine-tuned) vs a plain BNN of the same cost, on bmlp.
+    Binaryduo(ReproduceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -42,6 +44,12 @@ pub fn run(cli: &Cli, cmd: &ReproduceCommand) -> anyhow::Result<()> {
             let gpu = Gpu::new(&cli.device_options()?)?;
             let plan = crate::reproduce::adambnn::Plan::new(args.quick, args.seeds);
             crate::reproduce::adambnn::reproduce(&gpu, &plan, &args.out, &args.data)
+        }
+        ReproduceCommand::Binaryduo(args) => {
+            anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let plan = crate::reproduce::binaryduo::Plan::new(args.quick, args.seeds);
+            crate::reproduce::binaryduo::reproduce(&gpu, &plan, &args.out, &args.data)
         }
     }
 }

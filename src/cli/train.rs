@@ -127,12 +127,33 @@ pub struct TrainArgs {
     /// AdamBNN: weight decay of step 2 and of a one-step run, on conv/linear kernels [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     step2_weight_decay: Option<f64>,
-    /// Test on the first N test images only [default: 0, all].
-    #[arg(long, allow_negative_numbers = true, value_parser = count)]
-    limit_test: Option<usize>,
     /// AdamBNN: which step this run is: 0 the whole recipe, 1 or 2 one step only (bitprop writes it into each step's config.toml) [default: 0].
     #[arg(long, allow_negative_numbers = true, value_parser = count)]
     adambnn_step: Option<usize>,
+    /// Multiply every hidden layer's width by X (e.g. 0.25 for quick experiments) [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "X")]
+    width: Option<f64>,
+    /// Evaluate on the first N test images only [default: 0, all].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    limit_test: Option<usize>,
+    /// BinaryDuo: fine-tuning epochs of the decoupled network [default: 0, a quarter of --epochs, at least 1].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    duo_finetune_epochs: Option<usize>,
+    /// BinaryDuo stage 2 only: fine-tune the decoupling of this coupled checkpoint.
+    #[arg(long, value_name = "CHECKPOINT")]
+    duo_decoupled_from: Option<PathBuf>,
+    /// Gradient-mismatch probe every N epochs and at the last [default: 0, off].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    probe_every: Option<usize>,
+    /// Probe noise standard deviation [default: 0, half the probed layer's mean |W|].
+    #[arg(long, allow_negative_numbers = true)]
+    probe_sigma: Option<f64>,
+    /// Probe antithetic Monte Carlo pairs [default: 64].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    probe_samples: Option<usize>,
+    /// Probe sampled weights of the layer [default: 64].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    probe_weights: Option<usize>,
     /// Print summary.json's object on stdout.
     #[arg(long)]
     json: bool,
@@ -191,8 +212,14 @@ impl TrainArgs {
             first,
             step1_weight_decay,
             step2_weight_decay,
+            adambnn_step,
+            width,
             limit_test,
-            adambnn_step
+            duo_finetune_epochs,
+            probe_every,
+            probe_sigma,
+            probe_samples,
+            probe_weights
         );
         if let Some(v) = &self.init {
             c.init = Some(v.clone());
@@ -202,6 +229,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.step1_epochs {
             c.step1_epochs = Some(v);
+        }
+        if let Some(v) = &self.duo_decoupled_from {
+            c.duo_decoupled_from = Some(v.clone());
         }
         if let Some(v) = self.sampling {
             c.sampling = Some(v);
@@ -229,7 +259,14 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
     };
     let gpu = Gpu::new(&cli.device_options()?)?;
     let show_progress = !args.json || std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let summary = crate::train::train_with(gpu, &cfg, show_progress, args.resume.is_some())?;
+    let two_stage = cfg.method == crate::train::config::MethodKind::Binaryduo
+        && cfg.duo_decoupled_from.is_none()
+        && args.resume.is_none();
+    let summary = if two_stage {
+        crate::methods::duo::train_binaryduo(gpu, &cfg, show_progress)?.finetuned
+    } else {
+        crate::train::train_with(gpu, &cfg, show_progress, args.resume.is_some())?
+    };
     eprintln!(
         "done: final test acc {:.4}, best {} test acc {:.4} (epoch {}), {:.0} s; run in {}",
         summary.final_test_acc,

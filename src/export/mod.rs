@@ -50,6 +50,13 @@ pub fn read_checkpoint(path: &Path) -> anyhow::Result<(Description, BTreeMap<Str
         "checkpoint {}: export supports the plain binarization rules only; this model was trained with {bin:?}",
         path.display()
     );
+    let width = crate::nn::width_from_metadata(&ck.metadata)
+        .map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
+    anyhow::ensure!(
+        width == 1.0,
+        "checkpoint {}: export supports the models at their listed widths only; this one has width {width}",
+        path.display()
+    );
     let desc =
         describe(&name).map_err(|e| anyhow::anyhow!("checkpoint {}: {e}", path.display()))?;
     let expected = desc.tensors();

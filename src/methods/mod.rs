@@ -2,6 +2,8 @@
 //! than branches in the loop.
 
 pub mod adambnn;
+pub mod duo;
+pub mod probe;
 pub mod psample;
 
 use crate::data::Dataset;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::autograd::ops::WeightScale;
 use crate::autograd::{Tape, Var, ops};
 use crate::data::rng::SplitMix64;
 use crate::gpu::{Gpu, GpuError};
@@ -97,6 +98,15 @@ fn unsupported(rule: WeightRule) -> GpuError {
     ))
 }
 
+/// The scale of a [`WeightRule::LayerMeanAbs`] layer: its stored scalar
+/// (a decoupled BinaryDuo layer) or the layer's mean |W|.
+fn layer_scale(ctx: &Ctx, fixed: Option<ParamId>) -> WeightScale {
+    match fixed {
+        Some(id) => WeightScale::Fixed(ctx.store.get(id).clone()),
+        None => WeightScale::Layer,
+    }
+}
+
 /// PyTorch's default init for linear and conv kernels: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 fn kaiming_uniform(rng: &mut SplitMix64, n: usize, fan_in: usize) -> Vec<f32> {
     let bound = 1.0 / (fan_in as f32).sqrt();
@@ -109,6 +119,9 @@ pub struct Linear {
     pub binary: bool,
     pub inputs: usize,
     pub outputs: usize,
+    /// A stored weight scale `[1]` used instead of mean |W| under
+    /// [`WeightRule::LayerMeanAbs`] (BinaryDuo's decoupled layers).
+    pub fixed_scale: Option<ParamId>,
 }
 
 impl Linear {
@@ -133,6 +146,7 @@ impl Linear {
             binary,
             inputs,
             outputs,
+            fixed_scale: None,
         })
     }
 
@@ -144,6 +158,10 @@ impl Linear {
         match ctx.bin.weights {
             WeightRule::ChannelMeanAbs => ops::binary_linear(ctx.tape, x, w),
             WeightRule::Real => ops::linear(ctx.tape, x, w, None),
+            WeightRule::LayerMeanAbs => {
+                let s = layer_scale(ctx, self.fixed_scale);
+                ops::binary_linear_scaled(ctx.tape, x, w, s)
+            }
             rule => Err(unsupported(rule)),
         }
     }
@@ -155,6 +173,8 @@ pub struct Conv2d {
     pub binary: bool,
     pub stride: usize,
     pub pad: usize,
+    /// As [`Linear::fixed_scale`].
+    pub fixed_scale: Option<ParamId>,
 }
 
 impl Conv2d {
@@ -188,6 +208,7 @@ impl Conv2d {
             binary,
             stride,
             pad,
+            fixed_scale: None,
         })
     }
 
@@ -199,6 +220,10 @@ impl Conv2d {
         match ctx.bin.weights {
             WeightRule::ChannelMeanAbs => ops::conv2d(ctx.tape, x, w, self.stride, self.pad, true),
             WeightRule::Real => ops::conv2d(ctx.tape, x, w, self.stride, self.pad, false),
+            WeightRule::LayerMeanAbs => {
+                let s = layer_scale(ctx, self.fixed_scale);
+                ops::conv2d_scaled(ctx.tape, x, w, self.stride, self.pad, Some(s))
+            }
             rule => Err(unsupported(rule)),
         }
     }

@@ -31,6 +31,34 @@ pub trait Model {
     fn binarization(&self) -> Binarization {
         Binarization::default()
     }
+    /// Multiplier of its hidden layers' widths (1: the widths the README lists).
+    fn width(&self) -> f64 {
+        1.0
+    }
+}
+
+/// A hidden layer's width `c` scaled by `width` (at least 1).
+pub fn scaled_width(c: usize, width: f64) -> usize {
+    ((c as f64 * width).round() as usize).max(1)
+}
+
+/// Checkpoint metadata key of a non-default width multiplier.
+pub const WIDTH_METADATA_KEY: &str = "width";
+
+/// The width multiplier in checkpoint metadata (absent: 1).
+pub fn width_from_metadata(
+    meta: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<f64> {
+    match meta.get(WIDTH_METADATA_KEY) {
+        None => Ok(1.0),
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|w| w.is_finite() && *w > 0.0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("checkpoint metadata 'width' is not a positive number: '{s}'")
+            }),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,16 +84,33 @@ pub fn build_model_with(
     seed: u64,
     bin: Binarization,
 ) -> Result<Box<dyn Model>, ModelError> {
+    build_model_sized(gpu, name, seed, bin, 1.0)
+}
+
+/// [`build_model_with`] with every hidden layer's width multiplied by
+/// `width` (smaller networks for quick experiments).
+pub fn build_model_sized(
+    gpu: &Gpu,
+    name: &str,
+    seed: u64,
+    bin: Binarization,
+    width: f64,
+) -> Result<Box<dyn Model>, ModelError> {
     let (base, binary) = match name.strip_suffix("-f32") {
         Some(b) => (b, false),
         None => (name, true),
     };
     let mut rng = SplitMix64::new(seed).fork(0x1417);
+    // BinaryDuo's activation rules come with their own (narrower, or
+    // decoupled) networks.
+    if matches!(bin.acts, ActRule::Ternary | ActRule::Decoupled01) {
+        return crate::nn::duo::build(gpu, name, &mut rng, bin);
+    }
     Ok(match base {
-        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, &mut rng)?.with_binarization(bin)),
-        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, &mut rng)?.with_binarization(bin)),
+        "bmlp" => Box::new(Bmlp::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin)),
+        "bcnn" => Box::new(Bcnn::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin)),
         "reactnet-s" => {
-            Box::new(ReactNetS::new(gpu, name, binary, &mut rng)?.with_binarization(bin))
+            Box::new(ReactNetS::new(gpu, name, binary, width, &mut rng)?.with_binarization(bin))
         }
         _ => return Err(ModelError::Unknown(name.to_string())),
     })
@@ -93,6 +138,7 @@ fn activate(ctx: &mut Ctx, x: Var, binary: bool, site: &str) -> Result<Var, GpuE
 pub struct Bmlp {
     name: String,
     bin: Binarization,
+    width: f64,
     binary: bool,
     store: ParamStore,
     fc1: Linear,
@@ -114,37 +160,39 @@ impl Bmlp {
         gpu: &Gpu,
         name: &str,
         binary: bool,
+        width: f64,
         rng: &mut SplitMix64,
     ) -> Result<Bmlp, GpuError> {
         let mut s = ParamStore::default();
+        let hidden = scaled_width(1024, width);
         let fc1 = Linear::new(
             gpu,
             &mut s,
             rng,
             "fc1",
             784,
-            1024,
+            hidden,
             binary,
             ParamKind::Kernel,
         )?;
-        let bn1 = BatchNorm::new(gpu, &mut s, "bn1", 1024)?;
+        let bn1 = BatchNorm::new(gpu, &mut s, "bn1", hidden)?;
         let fc2 = Linear::new(
             gpu,
             &mut s,
             rng,
             "fc2",
-            1024,
-            1024,
+            hidden,
+            hidden,
             binary,
             ParamKind::Kernel,
         )?;
-        let bn2 = BatchNorm::new(gpu, &mut s, "bn2", 1024)?;
+        let bn2 = BatchNorm::new(gpu, &mut s, "bn2", hidden)?;
         let fc3 = Linear::new(
             gpu,
             &mut s,
             rng,
             "fc3",
-            1024,
+            hidden,
             10,
             binary,
             ParamKind::Classifier,
@@ -153,6 +201,7 @@ impl Bmlp {
         Ok(Bmlp {
             name: name.to_string(),
             bin: Binarization::default(),
+            width,
             binary,
             store: s,
             fc1,
@@ -171,6 +220,9 @@ impl Model for Bmlp {
     }
     fn binarization(&self) -> Binarization {
         self.bin
+    }
+    fn width(&self) -> f64 {
+        self.width
     }
     fn store(&self) -> &ParamStore {
         &self.store
@@ -199,6 +251,7 @@ impl Model for Bmlp {
 pub struct Bcnn {
     name: String,
     bin: Binarization,
+    width: f64,
     binary: bool,
     store: ParamStore,
     conv1: Conv2d,
@@ -222,21 +275,23 @@ impl Bcnn {
         gpu: &Gpu,
         name: &str,
         binary: bool,
+        width: f64,
         rng: &mut SplitMix64,
     ) -> Result<Bcnn, GpuError> {
         let mut s = ParamStore::default();
-        let conv1 = Conv2d::new(gpu, &mut s, rng, "conv1", 1, 64, 3, 1, 1, false)?;
-        let bn1 = BatchNorm::new(gpu, &mut s, "bn1", 64)?;
-        let conv2 = Conv2d::new(gpu, &mut s, rng, "conv2", 64, 128, 3, 1, 1, binary)?;
-        let bn2 = BatchNorm::new(gpu, &mut s, "bn2", 128)?;
-        let conv3 = Conv2d::new(gpu, &mut s, rng, "conv3", 128, 128, 3, 1, 1, binary)?;
-        let bn3 = BatchNorm::new(gpu, &mut s, "bn3", 128)?;
+        let (c1, c2) = (scaled_width(64, width), scaled_width(128, width));
+        let conv1 = Conv2d::new(gpu, &mut s, rng, "conv1", 1, c1, 3, 1, 1, false)?;
+        let bn1 = BatchNorm::new(gpu, &mut s, "bn1", c1)?;
+        let conv2 = Conv2d::new(gpu, &mut s, rng, "conv2", c1, c2, 3, 1, 1, binary)?;
+        let bn2 = BatchNorm::new(gpu, &mut s, "bn2", c2)?;
+        let conv3 = Conv2d::new(gpu, &mut s, rng, "conv3", c2, c2, 3, 1, 1, binary)?;
+        let bn3 = BatchNorm::new(gpu, &mut s, "bn3", c2)?;
         let fc = Linear::new(
             gpu,
             &mut s,
             rng,
             "fc",
-            6272,
+            c2 * 49,
             10,
             binary,
             ParamKind::Classifier,
@@ -245,6 +300,7 @@ impl Bcnn {
         Ok(Bcnn {
             name: name.to_string(),
             bin: Binarization::default(),
+            width,
             binary,
             store: s,
             conv1,
@@ -265,6 +321,9 @@ impl Model for Bcnn {
     }
     fn binarization(&self) -> Binarization {
         self.bin
+    }
+    fn width(&self) -> f64 {
+        self.width
     }
     fn store(&self) -> &ParamStore {
         &self.store
@@ -288,7 +347,8 @@ impl Model for Bcnn {
         let h = ops::max_pool2x2(ctx.tape, h)?;
         let h = self.bn3.forward(ctx, h)?;
         let h = activate(ctx, h, self.binary, "fc")?;
-        let h = ops::reshape(ctx.tape, h, &[n, 6272]);
+        let features = ctx.tape.value(h).shape()[1..].iter().product();
+        let h = ops::reshape(ctx.tape, h, &[n, features]);
         let h = self.fc.forward(ctx, h)?;
         self.bn4.forward(ctx, h)
     }
@@ -381,6 +441,7 @@ impl ReactBlock {
 pub struct ReactNetS {
     name: String,
     bin: Binarization,
+    width: f64,
     store: ParamStore,
     stem: Conv2d,
     stem_bn: BatchNorm,
@@ -402,10 +463,11 @@ impl ReactNetS {
         gpu: &Gpu,
         name: &str,
         binary: bool,
+        width: f64,
         rng: &mut SplitMix64,
     ) -> Result<ReactNetS, GpuError> {
         let mut s = ParamStore::default();
-        let c = REACT_WIDTH;
+        let c = scaled_width(REACT_WIDTH, width);
         let stem = Conv2d::new(gpu, &mut s, rng, "stem.conv", 1, c, 3, 1, 1, false)?;
         let stem_bn = BatchNorm::new(gpu, &mut s, "stem.bn", c)?;
         let layout = [(3, 1), (1, 1), (3, 2), (1, 1), (3, 2), (1, 1)];
@@ -429,6 +491,7 @@ impl ReactNetS {
         Ok(ReactNetS {
             name: name.to_string(),
             bin: Binarization::default(),
+            width,
             store: s,
             stem,
             stem_bn,
@@ -445,6 +508,9 @@ impl Model for ReactNetS {
     }
     fn binarization(&self) -> Binarization {
         self.bin
+    }
+    fn width(&self) -> f64 {
+        self.width
     }
     fn store(&self) -> &ParamStore {
         &self.store

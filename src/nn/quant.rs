@@ -46,6 +46,11 @@ pub enum ActRule {
     /// Real activations: HardTanh(-1, 1) as in the `-f32` twins (AdamBNN's
     /// weights-first step 1: binary weights, real activations).
     HardTanh,
+    /// BinaryDuo's decoupled network: each batch norm that fed a ternary
+    /// activation sees its C input channels twice (2C channels) and feeds
+    /// `1[x >= 0.5]` in {0, 1} (clipped STE on [0, 1]); the next binary
+    /// layer runs on AND-popcount (`crate::nn::duo`).
+    Decoupled01,
 }
 
 /// The weight and activation rules of a model's binary layers.

@@ -122,6 +122,74 @@ pub fn step01(gpu: &Gpu, x: &Tensor, threshold: f32) -> Result<Tensor, GpuError>
     unary(gpu, &STEP01, x, threshold, 0.0)
 }
 
+const REPEAT_CHANNELS: Kernel = kernel!("act/repeat.wgsl", "repeat_channels", [Read, ReadWrite]);
+const SUM_HALVES: Kernel = kernel!("act/repeat.wgsl", "sum_halves", [Read, ReadWrite]);
+
+fn repeat_launch(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    x: &Tensor,
+    shape: &[usize],
+    c: usize,
+) -> Result<Tensor, GpuError> {
+    let y = Tensor::empty(gpu, shape, DType::F32)?;
+    let s = shape[2..].iter().product::<usize>().max(1);
+    let params = [y.numel() as u32, c as u32, s as u32, 0];
+    gpu.launch(
+        kernel,
+        &[("WG", 64.0)],
+        &params,
+        &[x.binding(), y.binding()],
+        groups_for(gpu, y.numel(), 64),
+    );
+    Ok(y)
+}
+
+/// `[N, C, ...] -> [N, 2C, ...]`: the C channels, then the same C channels
+/// again (BinaryDuo's decoupled batch norm input).
+pub fn repeat_channels(gpu: &Gpu, x: &Tensor) -> Result<Tensor, GpuError> {
+    let mut shape = x.shape().to_vec();
+    assert!(
+        shape.len() >= 2,
+        "repeat_channels: {x:?} has no channel axis"
+    );
+    let c = shape[1];
+    shape[1] = 2 * c;
+    repeat_launch(gpu, &REPEAT_CHANNELS, x, &shape, c)
+}
+
+/// Backward of [`repeat_channels`]: `[N, 2C, ...] -> [N, C, ...]`, the two
+/// halves' channels summed.
+pub fn sum_halves(gpu: &Gpu, g: &Tensor) -> Result<Tensor, GpuError> {
+    let mut shape = g.shape().to_vec();
+    assert!(
+        shape.len() >= 2 && shape[1].is_multiple_of(2),
+        "sum_halves: {g:?} has no even channel axis"
+    );
+    shape[1] /= 2;
+    let c = shape[1];
+    repeat_launch(gpu, &SUM_HALVES, g, &shape, c)
+}
+
+/// CPU reference of [`repeat_channels`] for `x` as `[outer, c, s]`.
+pub fn repeat_channels_cpu(x: &[f32], outer: usize, c: usize, s: usize) -> Vec<f32> {
+    let plane = c * s;
+    (0..outer)
+        .flat_map(|o| {
+            let row = &x[o * plane..(o + 1) * plane];
+            row.iter().chain(row.iter()).copied()
+        })
+        .collect()
+}
+
+/// CPU reference of [`sum_halves`] for `g` as `[outer, 2c, s]`.
+pub fn sum_halves_cpu(g: &[f32], outer: usize, c: usize, s: usize) -> Vec<f32> {
+    let plane = c * s;
+    (0..outer)
+        .flat_map(|o| (0..plane).map(move |r| g[2 * o * plane + r] + g[2 * o * plane + plane + r]))
+        .collect()
+}
+
 /// `y = s * x`.
 pub fn scale(gpu: &Gpu, x: &Tensor, s: f32) -> Result<Tensor, GpuError> {
     unary(gpu, &SCALE, x, s, 0.0)

@@ -188,6 +188,46 @@ pub fn binary_conv2d_with(
     padding: PadMode,
     block: ConvBlock,
 ) -> Result<Tensor, GpuError> {
+    packed_conv2d(gpu, x, w, geom, scale, padding, block, false)
+}
+
+/// Binary conv2d of a {0, 1} input (packed with
+/// [`super::pack::pack_bits`] at threshold 0.5, bit 1 = 1) with sign
+/// weights, zero padding: `y = scale[o] * sum_taps (2 * popcount(x_t and
+/// w_t) - popcount(x_t))`, the convolution of the {0, 1} input with
+/// `sign(w)`. Layouts as [`binary_conv2d`].
+pub fn binary_conv2d_01(
+    gpu: &Gpu,
+    x: &PackedBits,
+    w: &PackedBits,
+    geom: Conv2dGeom,
+    scale: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
+    packed_conv2d(
+        gpu,
+        x,
+        w,
+        geom,
+        scale,
+        PadMode::Zero,
+        ConvBlock::DEFAULT,
+        true,
+    )
+}
+
+/// [`binary_conv2d_with`], or with `and_x` [`binary_conv2d_01`] (the
+/// kernel's `AND_X` override).
+#[allow(clippy::too_many_arguments)]
+fn packed_conv2d(
+    gpu: &Gpu,
+    x: &PackedBits,
+    w: &PackedBits,
+    geom: Conv2dGeom,
+    scale: Option<&Tensor>,
+    padding: PadMode,
+    block: ConvBlock,
+    and_x: bool,
+) -> Result<Tensor, GpuError> {
     geom.check();
     block.check();
     let g = geom;
@@ -250,13 +290,17 @@ pub fn binary_conv2d_with(
         w_word: word_strides(w).1,
         _pad: [0; 2],
     };
+    let mut constants = vec![
+        ("WG", block.wg as f64),
+        ("RO", block.rc as f64),
+        ("RP", block.rp as f64),
+    ];
+    if and_x {
+        constants.push(("AND_X", 1.0));
+    }
     gpu.launch(
         &BINARY,
-        &[
-            ("WG", block.wg as f64),
-            ("RO", block.rc as f64),
-            ("RP", block.rp as f64),
-        ],
+        &constants,
         &params,
         &[
             x.words.binding(),
@@ -275,6 +319,27 @@ fn word_strides(b: &PackedBits) -> (u32, u32) {
         BitLayout::RowMajor => (b.kw() as u32, 1),
         BitLayout::WordMajor => (1, b.rows as u32),
     }
+}
+
+/// CPU reference of [`binary_conv2d_01`]: the float convolution of
+/// `1[x >= 0.5]` with `sign(w)`, zero padding, times `scale[o]`.
+pub fn binary_conv2d_01_cpu(
+    x: &[f32],
+    w: &[f32],
+    geom: Conv2dGeom,
+    scale: Option<&[f32]>,
+) -> Vec<f32> {
+    let xs: Vec<f64> = x.iter().map(|v| (*v >= 0.5) as u8 as f64).collect();
+    let ws: Vec<f64> = w
+        .iter()
+        .map(|v| if *v >= 0.0 { 1.0 } else { -1.0 })
+        .collect();
+    let y = conv2d_f64(&xs, &ws, geom, 0.0);
+    let plane = geom.out_h() * geom.out_w();
+    y.iter()
+        .enumerate()
+        .map(|(i, &v)| v as f32 * scale.map_or(1.0, |s| s[(i / plane) % geom.o]))
+        .collect()
 }
 
 /// CPU reference of [`binary_conv2d`] on the unpacked tensors: the float

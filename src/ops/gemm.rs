@@ -76,17 +76,19 @@ impl GemmVariant {
     }
 }
 
+/// Uniform parameters of the XNOR GEMM kernels (and of the bench's
+/// variants of them).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct XnorParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    kw: u32,
-    has_scale: u32,
-    groups_x: u32,
-    groups: u32,
-    _pad: u32,
+pub(crate) struct XnorParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub kw: u32,
+    pub has_scale: u32,
+    pub groups_x: u32,
+    pub groups: u32,
+    pub _pad: u32,
 }
 
 const XNOR_VEC4: [Kernel; 3] = [
@@ -133,6 +135,34 @@ pub fn xnor_gemm(
     scale: Option<&Tensor>,
     variant: GemmVariant,
 ) -> Result<Tensor, GpuError> {
+    packed_gemm(gpu, a, b, scale, variant, false)
+}
+
+/// The {0, 1} x {-1, +1} GEMM on the same kernels as [`xnor_gemm`]:
+/// `a` packs {0, 1} values (bit 1 = 1, e.g. [`super::pack::pack_bits`] at
+/// threshold 0.5), `b` packs signs (bit 1 = +1), and
+/// `c[m, n] = scale[n] * (2 * popcount(a[m] and b[n]) - popcount(a[m]))`,
+/// the dot product of a {0, 1} row with a {-1, +1} row. Layouts as
+/// [`xnor_gemm`].
+pub fn and_gemm(
+    gpu: &Gpu,
+    a: &PackedBits,
+    b: &PackedBits,
+    scale: Option<&Tensor>,
+    variant: GemmVariant,
+) -> Result<Tensor, GpuError> {
+    packed_gemm(gpu, a, b, scale, variant, true)
+}
+
+/// [`xnor_gemm`] or, with `and_a`, [`and_gemm`] (the kernels' `AND_A` override).
+fn packed_gemm(
+    gpu: &Gpu,
+    a: &PackedBits,
+    b: &PackedBits,
+    scale: Option<&Tensor>,
+    variant: GemmVariant,
+    and_a: bool,
+) -> Result<Tensor, GpuError> {
     assert_eq!(a.k, b.k, "xnor_gemm: a has k = {}, b has k = {}", a.k, b.k);
     assert_eq!(
         a.layout,
@@ -172,9 +202,13 @@ pub fn xnor_gemm(
         _pad: 0,
     };
     let scale_binding = scale.map(|s| s.binding()).unwrap_or(unused(&a.words));
+    let mut constants = variant.constants();
+    if and_a {
+        constants.push(("AND_A", 1.0));
+    }
     gpu.launch(
         kernel,
-        &variant.constants(),
+        &constants,
         &params,
         &[
             a.words.binding(),
@@ -205,6 +239,31 @@ pub fn xnor_gemm_cpu(
                 .sum();
             let v = k as i32 - 2 * pop as i32;
             c[i * n + j] = v as f32 * scale.map_or(1.0, |s| s[j]);
+        }
+    }
+    c
+}
+
+/// CPU reference of [`and_gemm`] on row-major packed words: `a` holds
+/// {0, 1} bits, `b` sign bits.
+pub fn and_gemm_cpu(
+    a: &[u32],
+    b: &[u32],
+    m: usize,
+    n: usize,
+    k: usize,
+    scale: Option<&[f32]>,
+) -> Vec<f32> {
+    let kw = k.div_ceil(32);
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut both, mut ones) = (0i32, 0i32);
+            for w in 0..kw {
+                both += (a[i * kw + w] & b[j * kw + w]).count_ones() as i32;
+                ones += a[i * kw + w].count_ones() as i32;
+            }
+            c[i * n + j] = (2 * both - ones) as f32 * scale.map_or(1.0, |s| s[j]);
         }
     }
     c

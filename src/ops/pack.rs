@@ -55,6 +55,20 @@ pub fn pack_signs(
     inner: usize,
     layout: BitLayout,
 ) -> Result<PackedBits, GpuError> {
+    pack_bits(gpu, x, outer, k, inner, layout, 0.0)
+}
+
+/// [`pack_signs`] with bit 1 meaning `x >= threshold`: {0, 1} activations
+/// pack at threshold 0.5 (bit 1 = 1) for [`super::gemm::and_gemm`].
+pub fn pack_bits(
+    gpu: &Gpu,
+    x: &Tensor,
+    outer: usize,
+    k: usize,
+    inner: usize,
+    layout: BitLayout,
+    threshold: f32,
+) -> Result<PackedBits, GpuError> {
     assert_eq!(
         x.numel(),
         outer * k * inner,
@@ -77,7 +91,7 @@ pub fn pack_signs(
     };
     gpu.launch(
         &PACK,
-        &[("WG", 64.0)],
+        &[("WG", 64.0), ("THRESH", threshold as f64)],
         &params,
         &[x.binding(), out.binding()],
         groups_for(gpu, rows * kw, 64),

@@ -3,6 +3,7 @@
 //! lavapipe; every report states its sizes.
 
 pub mod adambnn;
+pub mod binaryduo;
 pub mod psample;
 
 use std::path::Path;
@@ -19,14 +20,30 @@ pub struct RunResult {
     pub history: Vec<EpochMetrics>,
 }
 
-/// Trains `cfg` into `dir` (quietly) and reads back its metrics.
+/// Trains `cfg` into `dir` (quietly) and reads back its metrics. A run
+/// that already finished there with the same configuration is read, not
+/// trained again, so an interrupted reproduction continues where it stopped.
 pub fn run(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<RunResult> {
+    let finished = std::fs::read_to_string(cfg.out.join("config.toml"))
+        .is_ok_and(|c| c == cfg.to_toml())
+        && cfg.out.join("summary.json").exists();
     eprintln!(
-        "reproduce: {label} seed {} -> {}",
+        "reproduce: {label} seed {} -> {}{}",
         cfg.seed,
-        cfg.out.display()
+        cfg.out.display(),
+        if finished {
+            " (finished before; read)"
+        } else {
+            ""
+        }
     );
-    let summary = train(gpu.clone(), cfg, false)?;
+    let summary = if finished {
+        let text = std::fs::read_to_string(cfg.out.join("summary.json"))?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.out.join("summary.json").display()))?
+    } else {
+        train(gpu.clone(), cfg, false)?
+    };
     let text = std::fs::read_to_string(cfg.out.join("metrics.jsonl"))?;
     let history = text
         .lines()

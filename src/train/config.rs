@@ -68,11 +68,26 @@ pub struct TrainConfig {
     pub step1_weight_decay: f64,
     /// AdamBNN: weight decay of step 2 (and of a one-step run) on conv/linear kernels.
     pub step2_weight_decay: f64,
-    /// Test on the first N test images only (0: all 10,000).
-    pub limit_test: usize,
     /// AdamBNN: which step this run is: 0 the whole recipe (what a user
     /// gives), 1 or 2 one step (what bitprop writes into each step's config.toml).
     pub adambnn_step: usize,
+    /// Multiplier of every hidden layer's width (1: the models as listed).
+    pub width: f64,
+    /// Evaluate on the first N test images only (0: all 10,000).
+    pub limit_test: usize,
+    /// BinaryDuo: stage 2's fine-tuning epochs (0: a quarter of `epochs`, at least 1).
+    pub duo_finetune_epochs: usize,
+    /// BinaryDuo stage 2: fine-tune the decoupling of this coupled checkpoint
+    /// (set by the two-stage run; unset: train the coupled network).
+    pub duo_decoupled_from: Option<PathBuf>,
+    /// Gradient-mismatch probe every N epochs and at the last (0: off).
+    pub probe_every: usize,
+    /// The probe's noise standard deviation (0: half the probed layer's mean |W|).
+    pub probe_sigma: f64,
+    /// The probe's antithetic Monte Carlo pairs.
+    pub probe_samples: usize,
+    /// Weights of the probed layer the probe samples.
+    pub probe_weights: usize,
 }
 
 /// `--first`: what AdamBNN's step 1 binarizes.
@@ -190,8 +205,15 @@ impl Default for TrainConfig {
             first: FirstBinarized::Activations,
             step1_weight_decay: 5e-6,
             step2_weight_decay: 0.0,
-            limit_test: 0,
             adambnn_step: 0,
+            width: 1.0,
+            limit_test: 0,
+            duo_finetune_epochs: 0,
+            duo_decoupled_from: None,
+            probe_every: 0,
+            probe_sigma: 0.0,
+            probe_samples: 64,
+            probe_weights: 64,
         }
     }
 }
@@ -236,7 +258,11 @@ impl TrainConfig {
                 },
             };
         }
-        Binarization::default()
+        match self.method {
+            MethodKind::Binaryduo if self.duo_decoupled_from.is_some() => crate::nn::duo::DECOUPLED,
+            MethodKind::Binaryduo => crate::nn::duo::COUPLED,
+            _ => Binarization::default(),
+        }
     }
 
     /// AdamBNN's epochs of step 1: `--step1-epochs`, or half of `--epochs`.
@@ -359,7 +385,45 @@ impl TrainConfig {
                 );
             }
         }
-        if !matches!(self.method, MethodKind::Plain | MethodKind::Adambnn) {
+        if !(self.width.is_finite() && self.width > 0.0 && self.width <= 16.0) {
+            return bad("width", format!("must be in (0, 16], got {}", self.width));
+        }
+        if self.method == MethodKind::Binaryduo && !["bmlp", "bcnn"].contains(&self.model.as_str())
+        {
+            return bad(
+                "method",
+                format!(
+                    "binaryduo supports --model bmlp and bcnn, not '{}'",
+                    self.model
+                ),
+            );
+        }
+        if self.method == MethodKind::Binaryduo && self.width != 1.0 {
+            return bad(
+                "width",
+                "binaryduo sets its own widths (1/sqrt(2) of each binary layer); --width must be 1"
+                    .into(),
+            );
+        }
+        if self.duo_decoupled_from.is_some() && self.method != MethodKind::Binaryduo {
+            return bad("duo_decoupled_from", "needs --method binaryduo".into());
+        }
+        if !self.probe_sigma.is_finite() || self.probe_sigma < 0.0 {
+            return bad(
+                "probe_sigma",
+                format!("must be a finite number >= 0, got {}", self.probe_sigma),
+            );
+        }
+        if self.probe_every > 0 && (self.probe_samples == 0 || self.probe_weights == 0) {
+            return bad(
+                "probe_samples",
+                "the probe needs --probe-samples and --probe-weights of at least 1".into(),
+            );
+        }
+        if !matches!(
+            self.method,
+            MethodKind::Plain | MethodKind::Binaryduo | MethodKind::Adambnn
+        ) {
             return bad(
                 "method",
                 format!("{:?} is not implemented yet", self.method).to_lowercase(),

@@ -60,6 +60,12 @@ pub fn checkpoint_metadata(cfg: &TrainConfig, model: &dyn Model) -> BTreeMap<Str
     let mut m = BTreeMap::new();
     m.insert("model".into(), model.name().to_string());
     model.binarization().write_metadata(&mut m);
+    if model.width() != 1.0 {
+        m.insert(
+            crate::nn::models::WIDTH_METADATA_KEY.into(),
+            model.width().to_string(),
+        );
+    }
     m.insert("config".into(), cfg.to_toml());
     m.insert("format".into(), "bitprop-model-1".into());
     m

@@ -18,7 +18,7 @@ use crate::gpu::{Gpu, Readback};
 use crate::methods::psample::{PeriodicSampling, SamplingConfig};
 use crate::methods::{Method, MethodCtx, Plain};
 use crate::nn::saturation::ActSaturation;
-use crate::nn::{Ctx, Model, ParamId, build_model_with};
+use crate::nn::{Ctx, Model, ParamId, build_model_sized};
 use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -52,7 +52,7 @@ pub struct EpochMetrics {
 }
 
 /// `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub model: String,
     pub adapter: String,
@@ -153,7 +153,7 @@ pub struct Teacher {
 
 impl Teacher {
     /// Loads `path` strictly into the model its metadata names (`model`,
-    /// `binarization`).
+    /// `binarization`, `width`).
     pub fn load(gpu: &Gpu, path: &std::path::Path, temperature: f32) -> anyhow::Result<Teacher> {
         let meta = crate::checkpoint::load(path)
             .map_err(|e| anyhow::anyhow!("--teacher: {e}"))?
@@ -166,7 +166,9 @@ impl Teacher {
         })?;
         let bin = crate::nn::Binarization::from_metadata(&meta)
             .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
-        let mut model = build_model_with(gpu, name, 0, bin)
+        let width = crate::nn::width_from_metadata(&meta)
+            .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
+        let mut model = build_model_sized(gpu, name, 0, bin, width)
             .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
         files::load_model(gpu, model.store_mut(), path)
             .map_err(|e| anyhow::anyhow!("--teacher: {e}"))?;
@@ -364,7 +366,10 @@ pub fn train_with(
     );
     let (train_set, val_set) = data::split_validation(train_all, val_n)?;
 
-    let mut model = build_model_with(&gpu, &cfg.model, cfg.seed, cfg.binarization())?;
+    let mut model = match &cfg.duo_decoupled_from {
+        Some(p) => crate::methods::duo::decoupled_from_checkpoint(&gpu, &cfg.model, p)?,
+        None => build_model_sized(&gpu, &cfg.model, cfg.seed, cfg.binarization(), cfg.width)?,
+    };
     if let (Some(init), false) = (&cfg.init, resume) {
         files::load_model(&gpu, model.store_mut(), init)
             .map_err(|e| anyhow::anyhow!("--init: {e}"))?;
@@ -401,6 +406,19 @@ pub fn train_with(
         }
         None => Box::new(Plain),
     };
+    if cfg.probe_every > 0 {
+        let probe = crate::methods::probe::ProbeConfig {
+            every: cfg.probe_every,
+            sigma: cfg.probe_sigma,
+            pairs: cfg.probe_samples,
+            weights: cfg.probe_weights,
+            batch: cfg.batch.min(256),
+            seed: cfg.seed,
+        };
+        method = Box::new(crate::methods::probe::WithProbe::new(
+            method, probe, cfg.epochs,
+        ));
+    }
     let mut weights = WeightMetrics::new(&gpu, model.as_ref())?;
     let mut state = if resume {
         resume::load(
