@@ -12,6 +12,8 @@ pub enum ReproduceCommand {
     /// ReCU on vs off on bcnn and reactnet-s, and a b* sweep {1, 2, 3, 4} on reactnet-s
     /// (--quick: reactnet-s only, 192 images, 2 epochs, b* {1, 2}, one seed).
     Recu(ReproduceArgs),
+    /// AdamBNN: Adam vs SGD, two steps vs one, activations vs weights first, negative weight decay, on bmlp and reactnet-s.
+    Adambnn(ReproduceArgs),
     /// BinaryDuo (coupled -> decoupled -> fine-tuned) vs a plain BNN of the same cost, on bmlp.
     Binaryduo(ReproduceArgs),
 }
@@ -45,6 +47,12 @@ pub fn run(cli: &Cli, cmd: &ReproduceCommand) -> anyhow::Result<()> {
             let gpu = Gpu::new(&cli.device_options()?)?;
             let plan = crate::reproduce::recu::Plan::new(args.quick, args.seeds);
             crate::reproduce::recu::reproduce(&gpu, &plan, &args.out, &args.data)
+        }
+        ReproduceCommand::Adambnn(args) => {
+            anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");
+            let gpu = Gpu::new(&cli.device_options()?)?;
+            let plan = crate::reproduce::adambnn::Plan::new(args.quick, args.seeds);
+            crate::reproduce::adambnn::reproduce(&gpu, &plan, &args.out, &args.data)
         }
         ReproduceCommand::Binaryduo(args) => {
             anyhow::ensure!(args.seeds > 0, "--seeds must be at least 1");

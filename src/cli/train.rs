@@ -115,6 +115,34 @@ pub struct TrainArgs {
     /// (the detached mean |w2|) [default: learnable].
     #[arg(long)]
     recu_scale: Option<crate::train::config::RecuScale>,
+    /// Start from this checkpoint's tensors (strict load by name and shape).
+    #[arg(long, value_name = "CHECKPOINT")]
+    init: Option<PathBuf>,
+    /// Distil from this real-valued model checkpoint (e.g. a bmlp-f32 run's
+    /// best.safetensors) instead of cross-entropy [default: none].
+    #[arg(long, value_name = "CHECKPOINT")]
+    teacher: Option<PathBuf>,
+    /// Temperature of the distillation loss [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    kd_temperature: Option<f64>,
+    /// AdamBNN: epochs of step 1 [default: half of --epochs, rounded down].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    step1_epochs: Option<usize>,
+    /// AdamBNN: true for two steps, false for binary weights and activations from the start [default: true].
+    #[arg(long, value_name = "BOOL")]
+    two_step: Option<bool>,
+    /// AdamBNN: what step 1 binarizes: activations (real weights; the paper's) or weights (real activations) [default: activations].
+    #[arg(long)]
+    first: Option<crate::train::config::FirstBinarized>,
+    /// AdamBNN: weight decay of step 1 on conv/linear kernels (negative allowed) [default: 5e-6].
+    #[arg(long, allow_negative_numbers = true)]
+    step1_weight_decay: Option<f64>,
+    /// AdamBNN: weight decay of step 2 and of a one-step run, on conv/linear kernels [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    step2_weight_decay: Option<f64>,
+    /// AdamBNN: which step this run is: 0 the whole recipe, 1 or 2 one step only (bitprop writes it into each step's config.toml) [default: 0].
+    #[arg(long, allow_negative_numbers = true, value_parser = count)]
+    adambnn_step: Option<usize>,
     /// Multiply every hidden layer's width by X (e.g. 0.25 for quick experiments) [default: 1].
     #[arg(long, allow_negative_numbers = true, value_name = "X")]
     width: Option<f64>,
@@ -196,6 +224,12 @@ impl TrainArgs {
             recu_tau_start,
             recu_tau_end,
             recu_scale,
+            kd_temperature,
+            two_step,
+            first,
+            step1_weight_decay,
+            step2_weight_decay,
+            adambnn_step,
             width,
             limit_test,
             duo_finetune_epochs,
@@ -204,6 +238,15 @@ impl TrainArgs {
             probe_samples,
             probe_weights
         );
+        if let Some(v) = &self.init {
+            c.init = Some(v.clone());
+        }
+        if let Some(v) = &self.teacher {
+            c.teacher = Some(v.clone());
+        }
+        if let Some(v) = self.step1_epochs {
+            c.step1_epochs = Some(v);
+        }
         if let Some(v) = &self.duo_decoupled_from {
             c.duo_decoupled_from = Some(v.clone());
         }

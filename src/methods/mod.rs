@@ -1,6 +1,7 @@
 //! Training methods plug into the loop through [`Method`]'s hooks, rather
 //! than branches in the loop.
 
+pub mod adambnn;
 pub mod duo;
 pub mod probe;
 pub mod psample;

@@ -29,6 +29,8 @@ pub struct Ctx<'a> {
     pub bin: Binarization,
     /// ReCU's tau for this pass (set by the method each epoch).
     pub tau: f32,
+    /// Counts `act_saturation` in training passes when set.
+    pub saturation: Option<&'a crate::nn::saturation::ActSaturation>,
     leaves: HashMap<ParamId, Var>,
 }
 
@@ -42,6 +44,7 @@ impl<'a> Ctx<'a> {
             bn_momentum: BN_MOMENTUM,
             bin: Binarization::default(),
             tau: RECU_TAU_START,
+            saturation: None,
             leaves: HashMap::new(),
         }
     }
@@ -64,6 +67,25 @@ impl<'a> Ctx<'a> {
         let v = self.tape.leaf(self.store.get(id).clone(), self.grads);
         self.leaves.insert(id, v);
         v
+    }
+
+    /// Counts the pre-sign input `x` (minus RSign's threshold `bias`) of the
+    /// activation feeding layer `site`, in training passes with a recorder.
+    pub fn record_saturation(
+        &mut self,
+        site: &str,
+        x: Var,
+        bias: Option<Var>,
+    ) -> Result<(), GpuError> {
+        match self.saturation {
+            Some(s) if self.train => s.record(
+                self.tape.gpu(),
+                site,
+                self.tape.value(x),
+                bias.map(|b| self.tape.value(b)),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Parameter -> tape leaf, to fetch gradients after backward.

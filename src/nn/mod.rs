@@ -5,6 +5,7 @@ pub mod layers;
 pub mod models;
 pub mod params;
 pub mod quant;
+pub mod saturation;
 
 pub use layers::Ctx;
 pub use models::{

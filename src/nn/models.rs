@@ -115,8 +115,10 @@ pub fn build_model_sized(
 }
 
 /// The activation between layers: sign with the clipped STE in a BNN,
-/// HardTanh in the real-valued twin.
-fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
+/// HardTanh in the real-valued twin. `site` names the layer it feeds
+/// (the key of its `act_saturation`).
+fn activate(ctx: &mut Ctx, x: Var, binary: bool, site: &str) -> Result<Var, GpuError> {
+    ctx.record_saturation(site, x, None)?;
     if !binary {
         return ops::hardtanh(ctx.tape, x, -1.0, 1.0);
     }
@@ -125,6 +127,7 @@ fn activate(ctx: &mut Ctx, x: Var, binary: bool) -> Result<Var, GpuError> {
         // ReCU: divided by the per-sample std in training; the same sign in eval.
         ActRule::RecuStd if ctx.train => crate::autograd::recu::std_sign(ctx.tape, x, None),
         ActRule::RecuStd => ops::sign_ste(ctx.tape, x),
+        ActRule::HardTanh => ops::hardtanh(ctx.tape, x, -1.0, 1.0),
         rule => Err(GpuError::Unsupported(format!(
             "activation rule {rule:?} is not implemented for this model"
         ))),
@@ -233,10 +236,10 @@ impl Model for Bmlp {
     fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let h = self.fc1.forward(ctx, x)?;
         let h = self.bn1.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary)?;
+        let h = activate(ctx, h, self.binary, "fc2")?;
         let h = self.fc2.forward(ctx, h)?;
         let h = self.bn2.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary)?;
+        let h = activate(ctx, h, self.binary, "fc3")?;
         let h = self.fc3.forward(ctx, h)?;
         self.bn3.forward(ctx, h)
     }
@@ -334,15 +337,15 @@ impl Model for Bcnn {
         let n = ctx.tape.value(x).shape()[0];
         let h = self.conv1.forward(ctx, x)?;
         let h = self.bn1.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary)?;
+        let h = activate(ctx, h, self.binary, "conv2")?;
         let h = self.conv2.forward(ctx, h)?;
         let h = ops::max_pool2x2(ctx.tape, h)?;
         let h = self.bn2.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary)?;
+        let h = activate(ctx, h, self.binary, "conv3")?;
         let h = self.conv3.forward(ctx, h)?;
         let h = ops::max_pool2x2(ctx.tape, h)?;
         let h = self.bn3.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary)?;
+        let h = activate(ctx, h, self.binary, "fc")?;
         let features = ctx.tape.value(h).shape()[1..].iter().product();
         let h = ops::reshape(ctx.tape, h, &[n, features]);
         let h = self.fc.forward(ctx, h)?;
@@ -353,6 +356,8 @@ impl Model for Bcnn {
 /// One ReActNet basic block at constant width: RSign -> binary conv -> BN
 /// -> + x -> RPReLU, with a 2x2 average-pool shortcut when the conv has stride 2.
 struct ReactBlock {
+    /// `act_saturation` key: the block's conv, which the sign feeds.
+    site: String,
     sign: Option<RSign>,
     conv: Conv2d,
     bn: BatchNorm,
@@ -373,6 +378,7 @@ impl ReactBlock {
         binary: bool,
     ) -> Result<ReactBlock, GpuError> {
         Ok(ReactBlock {
+            site: format!("{name}.conv"),
             sign: if binary {
                 Some(RSign::new(gpu, s, &format!("{name}.rsign"), c)?)
             } else {
@@ -398,8 +404,20 @@ impl ReactBlock {
 
     fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let h = match &self.sign {
-            Some(s) => s.forward(ctx, x)?,
-            None => ops::hardtanh(ctx.tape, x, -1.0, 1.0)?,
+            // Real activations (weights-first step 1): HardTanh, threshold unused.
+            Some(_) if ctx.bin.acts == ActRule::HardTanh => {
+                ctx.record_saturation(&self.site, x, None)?;
+                ops::hardtanh(ctx.tape, x, -1.0, 1.0)?
+            }
+            Some(s) => {
+                let a = ctx.param(s.bias);
+                ctx.record_saturation(&self.site, x, Some(a))?;
+                s.forward(ctx, x)?
+            }
+            None => {
+                ctx.record_saturation(&self.site, x, None)?;
+                ops::hardtanh(ctx.tape, x, -1.0, 1.0)?
+            }
         };
         let h = self.conv.forward(ctx, h)?;
         let h = self.bn.forward(ctx, h)?;

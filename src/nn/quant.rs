@@ -43,6 +43,9 @@ pub enum ActRule {
     /// ReCU: divided by the per-sample std over (C, H, W) in training, then
     /// sign with ApproxSign's backward.
     RecuStd,
+    /// Real activations: HardTanh(-1, 1) as in the `-f32` twins (AdamBNN's
+    /// weights-first step 1: binary weights, real activations).
+    HardTanh,
     /// BinaryDuo's decoupled network: each batch norm that fed a ternary
     /// activation sees its C input channels twice (2C channels) and feeds
     /// `1[x >= 0.5]` in {0, 1} (clipped STE on [0, 1]); the next binary

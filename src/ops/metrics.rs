@@ -52,3 +52,76 @@ pub fn hamming_cpu(a: &[u32], b: &[u32]) -> u64 {
         .map(|(x, y)| (x ^ y).count_ones() as u64)
         .sum()
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SaturationParams {
+    n: u32,
+    c: u32,
+    s: u32,
+    slot: u32,
+    has_bias: u32,
+    _pad: [u32; 3],
+}
+
+const SATURATION: Kernel = kernel!(
+    "metrics/saturation.wgsl",
+    "saturation_accumulate",
+    [Read, Read, ReadWrite]
+);
+
+/// `acc[slot] += #{i : abs(x[i] - a[c(i)]) > 1}` as a 64-bit count in two
+/// u32 words (`acc[2 slot]` low, `acc[2 slot + 1]` high). `x` is viewed as
+/// `[N, C, S]` ([`channel_view`](super::reduce::channel_view)); `bias` is
+/// RSign's threshold `a` `[C]`, or none (threshold 0).
+pub fn saturation_accumulate(
+    gpu: &Gpu,
+    x: &Tensor,
+    bias: Option<&Tensor>,
+    acc: &Tensor,
+    slot: usize,
+) {
+    let [_, c, s] = super::reduce::channel_view(x.shape());
+    if let Some(b) = bias {
+        assert_eq!(
+            b.numel(),
+            c,
+            "saturation_accumulate: bias {b:?} for x {x:?}"
+        );
+    }
+    assert!(
+        2 * slot + 1 < acc.numel() && acc.dtype() == DType::U32,
+        "saturation_accumulate: slot {slot} outside {acc:?}"
+    );
+    let params = SaturationParams {
+        n: x.numel() as u32,
+        c: c as u32,
+        s: s as u32,
+        slot: slot as u32,
+        has_bias: bias.is_some() as u32,
+        _pad: [0; 3],
+    };
+    gpu.launch(
+        &SATURATION,
+        &[("WG", 64.0)],
+        &params,
+        &[
+            x.binding(),
+            bias.map_or(super::unused(x), |b| b.binding()),
+            acc.binding(),
+        ],
+        groups_for(gpu, x.numel().div_ceil(64), 64),
+    );
+}
+
+/// CPU reference of [`saturation_accumulate`]'s increment: inputs with
+/// `abs(x - a[c]) > 1`, `x` as `[N, C, S]`.
+pub fn saturation_cpu(x: &[f32], bias: Option<&[f32]>, [_, c, s]: [usize; 3]) -> u64 {
+    x.iter()
+        .enumerate()
+        .filter(|(i, v)| {
+            let a = bias.map_or(0.0, |b| b[(i / s) % c]);
+            (**v - a).abs() > 1.0
+        })
+        .count() as u64
+}

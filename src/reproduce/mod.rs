@@ -2,6 +2,7 @@
 //! writes `report.md` with plots. Runs are sized for about an hour on
 //! lavapipe; every report states its sizes.
 
+pub mod adambnn;
 pub mod binaryduo;
 pub mod psample;
 pub mod recu;

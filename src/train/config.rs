@@ -51,6 +51,26 @@ pub struct TrainConfig {
     pub bn_reestimate_batches: usize,
     /// The training method: plain, adambnn, binaryduo or recu.
     pub method: MethodKind,
+    /// Start from this checkpoint's tensors (strict load: every tensor by name and shape).
+    pub init: Option<PathBuf>,
+    /// Distil from this real-valued model checkpoint (eval mode, detached)
+    /// instead of cross-entropy; its model name comes from its metadata.
+    pub teacher: Option<PathBuf>,
+    /// Temperature of the distillation loss.
+    pub kd_temperature: f64,
+    /// AdamBNN: epochs of step 1 (unset: half of `epochs`, rounded down).
+    pub step1_epochs: Option<usize>,
+    /// AdamBNN: two steps (true) or binary weights and activations from the start.
+    pub two_step: bool,
+    /// AdamBNN: what step 1 binarizes: activations (the paper's) or weights.
+    pub first: FirstBinarized,
+    /// AdamBNN: weight decay of step 1 on conv/linear kernels.
+    pub step1_weight_decay: f64,
+    /// AdamBNN: weight decay of step 2 (and of a one-step run) on conv/linear kernels.
+    pub step2_weight_decay: f64,
+    /// AdamBNN: which step this run is: 0 the whole recipe (what a user
+    /// gives), 1 or 2 one step (what bitprop writes into each step's config.toml).
+    pub adambnn_step: usize,
     /// Multiplier of every hidden layer's width (1: the models as listed).
     pub width: f64,
     /// Evaluate on the first N test images only (0: all 10,000).
@@ -97,6 +117,30 @@ impl std::str::FromStr for RecuScale {
             "mean-abs" => Ok(RecuScale::MeanAbs),
             _ => Err(format!(
                 "unknown --recu-scale '{s}': expected learnable or mean-abs"
+            )),
+        }
+    }
+}
+
+/// `--first`: what AdamBNN's step 1 binarizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirstBinarized {
+    /// Binary activations, real weights (the paper's recipe).
+    #[default]
+    Activations,
+    /// Binary weights, real (HardTanh) activations.
+    Weights,
+}
+
+impl std::str::FromStr for FirstBinarized {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "activations" => Ok(FirstBinarized::Activations),
+            "weights" => Ok(FirstBinarized::Weights),
+            _ => Err(format!(
+                "unknown --first '{s}': expected activations or weights"
             )),
         }
     }
@@ -189,6 +233,15 @@ impl Default for TrainConfig {
             recu_tau_start: crate::nn::layers::RECU_TAU_START as f64,
             recu_tau_end: 0.99,
             recu_scale: RecuScale::Learnable,
+            init: None,
+            teacher: None,
+            kd_temperature: 1.0,
+            step1_epochs: None,
+            two_step: true,
+            first: FirstBinarized::Activations,
+            step1_weight_decay: 5e-6,
+            step2_weight_decay: 0.0,
+            adambnn_step: 0,
             width: 1.0,
             limit_test: 0,
             duo_finetune_epochs: 0,
@@ -228,7 +281,19 @@ pub enum ConfigError {
 impl TrainConfig {
     /// The binarization rules the configured method trains with.
     pub fn binarization(&self) -> crate::nn::Binarization {
-        use crate::nn::quant::{ActRule, Binarization, WeightRule};
+        use crate::nn::{ActRule, Binarization, WeightRule};
+        if self.method == MethodKind::Adambnn && self.adambnn_step == 1 {
+            return match self.first {
+                FirstBinarized::Activations => Binarization {
+                    weights: WeightRule::Real,
+                    acts: ActRule::default(),
+                },
+                FirstBinarized::Weights => Binarization {
+                    weights: WeightRule::default(),
+                    acts: ActRule::HardTanh,
+                },
+            };
+        }
         match self.method {
             MethodKind::Recu => Binarization {
                 weights: WeightRule::Recu {
@@ -241,6 +306,11 @@ impl TrainConfig {
             MethodKind::Binaryduo => crate::nn::duo::COUPLED,
             _ => Binarization::default(),
         }
+    }
+
+    /// AdamBNN's epochs of step 1: `--step1-epochs`, or half of `--epochs`.
+    pub fn adambnn_step1_epochs(&self) -> usize {
+        self.step1_epochs.unwrap_or(self.epochs / 2)
     }
 
     /// Reads a flat TOML file over the defaults; unknown keys are errors.
@@ -319,6 +389,45 @@ impl TrainConfig {
         if self.sampling_start == 0 {
             return bad("sampling_start", "epochs count from 1, got 0".into());
         }
+        if !self.kd_temperature.is_finite() || self.kd_temperature <= 0.0 {
+            return bad(
+                "kd_temperature",
+                format!("must be a finite number > 0, got {}", self.kd_temperature),
+            );
+        }
+        for (field, v) in [
+            ("step1_weight_decay", self.step1_weight_decay),
+            ("step2_weight_decay", self.step2_weight_decay),
+        ] {
+            if !v.is_finite() {
+                return bad(field, format!("must be finite, got {v}"));
+            }
+        }
+        if self.adambnn_step > 2 {
+            return bad(
+                "adambnn_step",
+                format!("must be 0, 1 or 2, got {}", self.adambnn_step),
+            );
+        }
+        if self.method == MethodKind::Adambnn && self.adambnn_step == 0 && self.weight_decay != 0.0
+        {
+            return bad(
+                "weight_decay",
+                "--method adambnn sets each step's decay: use --step1-weight-decay and --step2-weight-decay".into(),
+            );
+        }
+        if self.method == MethodKind::Adambnn && self.two_step && self.adambnn_step == 0 {
+            let s1 = self.adambnn_step1_epochs();
+            if s1 == 0 || s1 >= self.epochs {
+                return bad(
+                    "step1_epochs",
+                    format!(
+                        "two-step training needs 1 <= step 1 epochs < --epochs ({}), got {s1}",
+                        self.epochs
+                    ),
+                );
+            }
+        }
         if !(self.width.is_finite() && self.width > 0.0 && self.width <= 16.0) {
             return bad("width", format!("must be in (0, 16], got {}", self.width));
         }
@@ -385,7 +494,7 @@ impl TrainConfig {
         }
         if !matches!(
             self.method,
-            MethodKind::Plain | MethodKind::Binaryduo | MethodKind::Recu
+            MethodKind::Plain | MethodKind::Binaryduo | MethodKind::Recu | MethodKind::Adambnn
         ) {
             return bad(
                 "method",

@@ -17,6 +17,7 @@ use crate::data::{self, Batches, Dataset};
 use crate::gpu::{Gpu, Readback};
 use crate::methods::psample::{PeriodicSampling, SamplingConfig};
 use crate::methods::{Method, MethodCtx, Plain};
+use crate::nn::saturation::ActSaturation;
 use crate::nn::{Ctx, Model, ParamId, build_model_sized};
 use crate::ops::optim::check_finite_tagged;
 use crate::ops::reduce;
@@ -129,6 +130,79 @@ pub fn evaluate(
     })
 }
 
+/// The optimizer a run configures: Adam's betas (0.9, 0.999) and eps 1e-8.
+pub fn optimizer_config(cfg: &TrainConfig) -> OptimizerConfig {
+    OptimizerConfig {
+        kind: cfg.optimizer,
+        weight_decay: cfg.weight_decay,
+        decay_scope: cfg.decay_scope,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        momentum: cfg.momentum,
+        nesterov: cfg.nesterov,
+    }
+}
+
+/// A real-valued teacher for the distillation loss: a model checkpoint run
+/// in eval mode, its logits detached.
+pub struct Teacher {
+    pub model: Box<dyn Model>,
+    pub temperature: f32,
+}
+
+impl Teacher {
+    /// Loads `path` strictly into the model its metadata names (`model`,
+    /// `binarization`, `width`).
+    pub fn load(gpu: &Gpu, path: &std::path::Path, temperature: f32) -> anyhow::Result<Teacher> {
+        let meta = crate::checkpoint::load(path)
+            .map_err(|e| anyhow::anyhow!("--teacher: {e}"))?
+            .metadata;
+        let name = meta.get("model").ok_or_else(|| {
+            anyhow::anyhow!(
+                "--teacher {}: checkpoint metadata has no 'model'",
+                path.display()
+            )
+        })?;
+        let bin = crate::nn::Binarization::from_metadata(&meta)
+            .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
+        let width = crate::nn::width_from_metadata(&meta)
+            .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
+        let mut model = build_model_sized(gpu, name, 0, bin, width)
+            .map_err(|e| anyhow::anyhow!("--teacher {}: {e}", path.display()))?;
+        files::load_model(gpu, model.store_mut(), path)
+            .map_err(|e| anyhow::anyhow!("--teacher: {e}"))?;
+        Ok(Teacher { model, temperature })
+    }
+
+    /// The teacher's logits for images `x` (reshaped to its input shape).
+    pub fn logits(&self, gpu: &Arc<Gpu>, x: &Tensor) -> anyhow::Result<Tensor> {
+        let mut shape = vec![x.shape()[0]];
+        shape.extend(self.model.input_shape());
+        anyhow::ensure!(
+            shape.iter().product::<usize>() == x.numel(),
+            "teacher {} takes inputs {:?}, the batch is {:?}",
+            self.model.name(),
+            &shape[1..],
+            x.shape()
+        );
+        let mut tape = Tape::new(gpu.clone());
+        let mut ctx = Ctx::for_model(&mut tape, self.model.as_ref(), false);
+        let xv = ctx.tape.leaf(x.reshape(&shape), false);
+        let logits = self.model.forward(&mut ctx, xv)?;
+        Ok(tape.value(logits).clone())
+    }
+}
+
+/// What a training step may add to the plain one.
+#[derive(Clone, Copy, Default)]
+pub struct StepExtras<'a> {
+    /// Counts `act_saturation` during the forward.
+    pub saturation: Option<&'a ActSaturation>,
+    /// Distils from this teacher instead of cross-entropy.
+    pub teacher: Option<&'a Teacher>,
+}
+
 /// One training step: forward, loss, backward, update. Returns the loss
 /// and the number of correct predictions as device tensors (not read back).
 pub fn train_step(
@@ -139,12 +213,33 @@ pub fn train_step(
     labels: &Tensor,
     lr: f64,
 ) -> anyhow::Result<(Tensor, Tensor)> {
+    train_step_with(gpu, model, opt, x, labels, lr, StepExtras::default())
+}
+
+/// [`train_step`] with a saturation recorder and/or a teacher.
+pub fn train_step_with(
+    gpu: &Arc<Gpu>,
+    model: &dyn Model,
+    opt: &mut Optimizer,
+    x: Tensor,
+    labels: &Tensor,
+    lr: f64,
+    extras: StepExtras,
+) -> anyhow::Result<(Tensor, Tensor)> {
+    let teacher_logits = match extras.teacher {
+        Some(t) => Some(t.logits(gpu, &x)?),
+        None => None,
+    };
     let mut tape = Tape::new(gpu.clone());
     let mut ctx = Ctx::for_model(&mut tape, model, true);
+    ctx.saturation = extras.saturation;
     let xv = ctx.tape.leaf(x, false);
     let logits = model.forward(&mut ctx, xv)?;
     let leaves = ctx.leaves();
-    let loss = ops::softmax_cross_entropy(&mut tape, logits, labels)?;
+    let loss = match (&teacher_logits, extras.teacher) {
+        (Some(tl), Some(t)) => ops::kd_loss(&mut tape, logits, tl, t.temperature)?,
+        _ => ops::softmax_cross_entropy(&mut tape, logits, labels)?,
+    };
     let count = reduce::accuracy_count(gpu, tape.value(logits), labels)?;
     let loss_value = tape.value(loss).clone();
     let seed = ops::loss_seed(&tape)?;
@@ -242,6 +337,9 @@ pub fn train_with(
     resume: bool,
 ) -> anyhow::Result<Summary> {
     cfg.validate()?;
+    if cfg.method == config::MethodKind::Adambnn && cfg.adambnn_step == 0 {
+        return crate::methods::adambnn::train(gpu, cfg, show_progress, resume);
+    }
     let started = Instant::now();
     std::fs::create_dir_all(&cfg.out).map_err(|e| {
         anyhow::anyhow!("cannot create output directory {}: {e}", cfg.out.display())
@@ -272,19 +370,16 @@ pub fn train_with(
         Some(p) => crate::methods::duo::decoupled_from_checkpoint(&gpu, &cfg.model, p)?,
         None => build_model_sized(&gpu, &cfg.model, cfg.seed, cfg.binarization(), cfg.width)?,
     };
-    let mut opt = Optimizer::new(
-        &gpu,
-        OptimizerConfig {
-            kind: cfg.optimizer,
-            weight_decay: cfg.weight_decay,
-            decay_scope: cfg.decay_scope,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            momentum: cfg.momentum,
-            nesterov: cfg.nesterov,
-        },
-    )?;
+    if let (Some(init), false) = (&cfg.init, resume) {
+        files::load_model(&gpu, model.store_mut(), init)
+            .map_err(|e| anyhow::anyhow!("--init: {e}"))?;
+    }
+    let teacher = match &cfg.teacher {
+        Some(p) => Some(Teacher::load(&gpu, p, cfg.kd_temperature as f32)?),
+        None => None,
+    };
+    let saturation = ActSaturation::new(&gpu)?;
+    let mut opt = Optimizer::new(&gpu, optimizer_config(cfg))?;
     let metrics_path = cfg.out.join("metrics.jsonl");
     let steps_per_epoch = train_set.n.div_ceil(cfg.batch);
     let mut method: Box<dyn Method> = match cfg.sampling {
@@ -329,7 +424,14 @@ pub fn train_with(
     }
     let mut weights = WeightMetrics::new(&gpu, model.as_ref())?;
     let mut state = if resume {
-        resume::load(&gpu, cfg, model.as_mut(), &mut opt, &mut weights)?
+        resume::load(
+            &gpu,
+            cfg,
+            model.as_mut(),
+            &mut opt,
+            &mut weights,
+            &saturation,
+        )?
     } else {
         files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
         RunState {
@@ -426,7 +528,12 @@ pub fn train_with(
                 b.images_f32[0] = f32::NAN;
             }
             let (x, labels) = upload(&gpu, &b, &model.input_shape())?;
-            let (loss, count) = train_step(&gpu, model.as_ref(), &mut opt, x, &labels, lr)?;
+            let extras = StepExtras {
+                saturation: Some(&saturation),
+                teacher: teacher.as_ref(),
+            };
+            let (loss, count) =
+                train_step_with(&gpu, model.as_ref(), &mut opt, x, &labels, lr, extras)?;
             pending.push_back(PendingStep {
                 loss: gpu.read_async(loss.buffer(), 4),
                 correct: gpu.read_async(count.buffer(), 4),
@@ -475,6 +582,7 @@ pub fn train_with(
                     model.as_ref(),
                     &opt,
                     &weights,
+                    &saturation,
                     &state,
                     elapsed,
                     state.seconds_before + started.elapsed().as_secs_f64(),
@@ -506,6 +614,10 @@ pub fn train_with(
         let sums = state.sums;
         // Before the memory figures, so its temporaries count in every epoch alike.
         let mut extra = weights.end_of_epoch(&gpu, model.as_ref())?;
+        extra.insert(
+            "act_saturation".into(),
+            saturation.end_of_epoch(&gpu)?.into(),
+        );
         extra.extend(method.epoch_metrics());
         let m = EpochMetrics {
             epoch,
@@ -570,6 +682,7 @@ pub fn train_with(
             model.as_ref(),
             &opt,
             &weights,
+            &saturation,
             &state,
             0.0,
             state.seconds_before + started.elapsed().as_secs_f64(),

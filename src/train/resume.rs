@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
 use crate::nn::Model;
+use crate::nn::saturation::ActSaturation;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 
@@ -49,6 +50,7 @@ pub(super) fn save(
     model: &dyn Model,
     opt: &Optimizer,
     weights: &WeightMetrics,
+    saturation: &ActSaturation,
     state: &RunState,
     epoch_elapsed: f64,
     run_elapsed: f64,
@@ -106,7 +108,23 @@ pub(super) fn save(
             words.iter().map(|v| *v as i64).collect(),
         ));
     }
+    // This epoch's act_saturation counters: (saturated, seen) per site.
+    let sat = saturation.counts(gpu)?;
+    // (None at an epoch's end: the counters were just reset.)
+    if !sat.is_empty() {
+        ints.push((
+            "sat_counts".into(),
+            vec![sat.len(), 2],
+            sat.iter()
+                .flat_map(|(_, a, b)| [*a as i64, *b as i64])
+                .collect(),
+        ));
+    }
     let mut meta = BTreeMap::new();
+    meta.insert(
+        "sat_sites".into(),
+        serde_json::to_string(&sat.iter().map(|s| &s.0).collect::<Vec<_>>())?,
+    );
     meta.insert("config".into(), cfg.to_toml());
     meta.insert("format".into(), "bitprop-resume-1".into());
     // f64 sums as exact bit patterns, so a resumed epoch's metrics match.
@@ -131,9 +149,27 @@ pub(super) fn load(
     model: &mut dyn Model,
     opt: &mut Optimizer,
     weights: &mut WeightMetrics,
+    saturation: &ActSaturation,
 ) -> anyhow::Result<RunState> {
     let path = cfg.out.join("resume.safetensors");
     let mut ck = crate::checkpoint::load(&path)?;
+    // Files written before act_saturation existed have no counters: start at 0.
+    if let Some(names) = ck.metadata.get("sat_sites").cloned() {
+        let names: Vec<String> = serde_json::from_str(&names).map_err(|e| {
+            anyhow::anyhow!("{}: metadata 'sat_sites' is not valid: {e}", path.display())
+        })?;
+        let v = if names.is_empty() {
+            Vec::new()
+        } else {
+            ck.take_i64("sat_counts", &[names.len(), 2])?
+        };
+        let counts: Vec<(String, u64, u64)> = names
+            .into_iter()
+            .zip(v.chunks(2))
+            .map(|(n, c)| (n, c[0] as u64, c[1] as u64))
+            .collect();
+        saturation.restore(gpu, &counts)?;
+    }
     let mut ints = BTreeMap::new();
     for n in INTS {
         ints.insert(n, ck.take_i64(n, &[1])?[0]);
