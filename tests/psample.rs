@@ -209,3 +209,99 @@ fn batch_norm_reestimation_matches_cpu_statistics() {
     assert_close("running mean", &mean, &to32(rm), 2e-6, 1e-5);
     assert_close("running var", &var, &to32(rv), 2e-6, 1e-5);
 }
+
+/// A PSWM run stopped in the middle of a sampling period (resume state
+/// written every step, the run stopped by an injected NaN) and resumed ends
+/// exactly as the uninterrupted run: the period's running sums, m_{p-1} and
+/// the counters travel in resume.safetensors.
+#[test]
+fn a_run_resumed_mid_period_matches_an_uninterrupted_one() {
+    let tmp = std::env::temp_dir().join(format!("bitprop-psample-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let train = |out: &std::path::Path, nan_at: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"));
+        c.args([
+            "train", "--model", "bmlp", "--width", "0.125", "--epochs", "2",
+        ])
+        .args([
+            "--batch",
+            "64",
+            "--limit-train",
+            "512",
+            "--limit-test",
+            "200",
+        ])
+        .args(["--val", "0", "--seed", "3", "--sampling", "pswm"])
+        .args(["--sample-period", "6", "--sample-every", "2"])
+        .args(["--checkpoint-every", "1", "--bn-reestimate-batches", "2"])
+        .arg("--out")
+        .arg(out);
+        if let Some(step) = nan_at {
+            // 8 steps per epoch, periods end at steps 6 and 12: step 11 is
+            // in epoch 2, in the middle of the second period.
+            c.env("BITPROP_INJECT_NAN_AT_STEP", step);
+        }
+        c.output().unwrap()
+    };
+    let full = tmp.join("full");
+    let out = train(&full, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cut = tmp.join("cut");
+    assert!(
+        !train(&cut, Some("11")).status.success(),
+        "the NaN must stop the run"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
+        .args(["train", "--resume"])
+        .arg(&cut)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for k in [
+                    "epoch_seconds",
+                    "samples_per_s",
+                    "gpu_bytes",
+                    "gpu_bytes_allocated",
+                ] {
+                    v.as_object_mut().unwrap().remove(k);
+                }
+                v
+            })
+            .collect()
+    };
+    let (a, b) = (metrics(&full), metrics(&cut));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1]["replacements"], 2, "{:?}", a[1]);
+    assert_eq!(a, b, "resumed metrics differ from the uninterrupted run's");
+    let tensors = |dir: &std::path::Path| {
+        let ck = bitprop::checkpoint::load(&dir.join("last.safetensors")).unwrap();
+        let mut t: Vec<(String, Vec<u32>)> = ck
+            .tensors
+            .into_iter()
+            .map(|(n, (_, d))| match d {
+                bitprop::checkpoint::TensorData::F32(v) => {
+                    (n, v.iter().map(|x| x.to_bits()).collect())
+                }
+                _ => (n, Vec::new()),
+            })
+            .collect();
+        t.sort();
+        t
+    };
+    assert!(tensors(&full) == tensors(&cut), "last.safetensors differs");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -492,6 +492,19 @@ impl Checkpoint {
         }
     }
 
+    /// Removes and returns the F32 tensor `name`, which must have `shape`
+    /// (one tensor; [`take_strict`](Self::take_strict) takes a whole set).
+    pub fn take_f32(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {
+        self.check(name, shape, "F32")?;
+        match self.tensors.remove(name) {
+            Some((_, TensorData::F32(v))) => Ok(v),
+            _ => Err(CheckpointError::Missing {
+                path: self.path.clone(),
+                name: name.to_string(),
+            }),
+        }
+    }
+
     /// Whether a tensor named `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)

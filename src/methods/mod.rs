@@ -24,6 +24,14 @@ pub struct MethodCtx<'a> {
     pub steps_per_epoch: usize,
 }
 
+/// What a method carries across a resume: f32 tensors and integers, each
+/// named (the names are the method's own).
+#[derive(Default)]
+pub struct MethodState {
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub ints: Vec<(String, i64)>,
+}
+
 /// A training strategy's hooks; every hook defaults to doing nothing.
 pub trait Method {
     fn name(&self) -> &str;
@@ -42,6 +50,19 @@ pub trait Method {
     /// Keys this method adds to the epoch's line of metrics.jsonl.
     fn epoch_metrics(&mut self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
+    }
+    /// Its state at a step boundary, for `resume.safetensors`.
+    fn save_state(&self, _gpu: &crate::gpu::Gpu) -> anyhow::Result<MethodState> {
+        Ok(MethodState::default())
+    }
+    /// Takes back what [`save_state`](Self::save_state) wrote.
+    fn restore_state(
+        &mut self,
+        _gpu: &crate::gpu::Gpu,
+        _model: &dyn Model,
+        _state: MethodState,
+    ) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 

@@ -225,8 +225,22 @@ impl Method for WithProbe {
     fn name(&self) -> &str {
         self.inner.name()
     }
+    fn before_epoch(&mut self, ctx: &mut MethodCtx) -> anyhow::Result<()> {
+        self.inner.before_epoch(ctx)
+    }
     fn after_step(&mut self, ctx: &mut MethodCtx, step: usize) -> anyhow::Result<()> {
         self.inner.after_step(ctx, step)
+    }
+    fn save_state(&self, gpu: &crate::gpu::Gpu) -> anyhow::Result<super::MethodState> {
+        self.inner.save_state(gpu)
+    }
+    fn restore_state(
+        &mut self,
+        gpu: &crate::gpu::Gpu,
+        model: &dyn crate::nn::Model,
+        state: super::MethodState,
+    ) -> anyhow::Result<()> {
+        self.inner.restore_state(gpu, model, state)
     }
     fn end_of_epoch(&mut self, ctx: &mut MethodCtx) -> anyhow::Result<()> {
         self.inner.end_of_epoch(ctx)?;

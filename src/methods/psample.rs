@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Method, MethodCtx};
+use super::{Method, MethodCtx, MethodState};
 use crate::autograd::Tape;
 use crate::data::{Batch, Batches};
 use crate::gpu::{Gpu, GpuError};
@@ -251,6 +251,98 @@ impl Method for PeriodicSampling {
         );
         m.insert("replacements".into(), self.replacements.into());
         m
+    }
+
+    /// The period's running sums (or last K samples), `m_{p-1}` and the
+    /// counters, so a resumed run replaces with the same weights.
+    fn save_state(&self, gpu: &Gpu) -> anyhow::Result<MethodState> {
+        let mut s = MethodState::default();
+        let mut put = |name: String, t: &Tensor| -> anyhow::Result<()> {
+            s.tensors.push((name, t.shape().to_vec(), t.to_f32(gpu)?));
+            Ok(())
+        };
+        for (id, t) in &self.samples.sums {
+            put(format!("sum/{}", id.0), t)?;
+        }
+        for (j, snapshot) in self.samples.recent.iter().enumerate() {
+            for (id, t) in snapshot {
+                put(format!("recent/{j}/{}", id.0), t)?;
+            }
+        }
+        for (id, t) in self.previous_mean.iter().flatten() {
+            put(format!("previous/{}", id.0), t)?;
+        }
+        s.ints = vec![
+            ("count".into(), self.samples.count as i64),
+            ("recent".into(), self.samples.recent.len() as i64),
+            ("has_previous".into(), self.previous_mean.is_some() as i64),
+            ("steps_in_period".into(), self.steps_in_period as i64),
+            ("replacements".into(), self.replacements as i64),
+            (
+                "flip_ratio_bits".into(),
+                self.replacement_flip_ratio
+                    .map_or(-1, |f| f.to_bits() as i64),
+            ),
+        ];
+        Ok(s)
+    }
+
+    fn restore_state(
+        &mut self,
+        gpu: &Gpu,
+        model: &dyn Model,
+        state: MethodState,
+    ) -> anyhow::Result<()> {
+        let int = |k: &str| -> anyhow::Result<i64> {
+            state
+                .ints
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| anyhow::anyhow!("periodic sampling state has no '{k}'"))
+        };
+        let recent = int("recent")? as usize;
+        let mut sums = BTreeMap::new();
+        let mut snapshots = vec![BTreeMap::new(); recent];
+        let mut previous = BTreeMap::new();
+        let params = model.store().entries.len();
+        for (name, shape, values) in &state.tensors {
+            let t = Tensor::from_f32(gpu, shape, values)?;
+            let parts: Vec<&str> = name.split('/').collect();
+            let id = |s: &str| -> anyhow::Result<ParamId> {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < params)
+                    .map(ParamId)
+                    .ok_or_else(|| anyhow::anyhow!("periodic sampling state: bad tensor '{name}'"))
+            };
+            match parts[..] {
+                ["sum", i] => {
+                    sums.insert(id(i)?, t);
+                }
+                ["previous", i] => {
+                    previous.insert(id(i)?, t);
+                }
+                ["recent", j, i] => {
+                    let j: usize = j.parse().ok().filter(|j| *j < recent).ok_or_else(|| {
+                        anyhow::anyhow!("periodic sampling state: bad tensor '{name}'")
+                    })?;
+                    snapshots[j].insert(id(i)?, t);
+                }
+                _ => anyhow::bail!("periodic sampling state: unknown tensor '{name}'"),
+            }
+        }
+        self.samples = Samples {
+            sums,
+            count: int("count")? as usize,
+            recent: snapshots.into(),
+        };
+        self.previous_mean = (int("has_previous")? != 0).then_some(previous);
+        self.steps_in_period = int("steps_in_period")? as usize;
+        self.replacements = int("replacements")? as usize;
+        let bits = int("flip_ratio_bits")?;
+        self.replacement_flip_ratio = (bits >= 0).then(|| f64::from_bits(bits as u64));
+        Ok(())
     }
 }
 

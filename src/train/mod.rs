@@ -431,6 +431,7 @@ pub fn train_with(
             &mut opt,
             &mut weights,
             &saturation,
+            method.as_mut(),
         )?
     } else {
         files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
@@ -583,6 +584,7 @@ pub fn train_with(
                     &opt,
                     &weights,
                     &saturation,
+                    method.as_ref(),
                     &state,
                     elapsed,
                     state.seconds_before + started.elapsed().as_secs_f64(),
@@ -683,6 +685,7 @@ pub fn train_with(
             &opt,
             &weights,
             &saturation,
+            method.as_ref(),
             &state,
             0.0,
             state.seconds_before + started.elapsed().as_secs_f64(),

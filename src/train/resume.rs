@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::gpu::Gpu;
+use crate::methods::{Method, MethodState};
 use crate::nn::Model;
 use crate::nn::saturation::ActSaturation;
 use crate::optim::Optimizer;
@@ -42,6 +43,10 @@ fn f64_meta(
     Ok(f64::from_bits(bits))
 }
 
+/// Name prefixes of the training method's tensors and integers.
+const METHOD_TENSORS: &str = "method/";
+const METHOD_INTS: &str = "method_int/";
+
 /// Writes the resume state of a run at a step boundary (pending steps settled).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn save(
@@ -51,6 +56,7 @@ pub(super) fn save(
     opt: &Optimizer,
     weights: &WeightMetrics,
     saturation: &ActSaturation,
+    method: &dyn Method,
     state: &RunState,
     epoch_elapsed: f64,
     run_elapsed: f64,
@@ -120,6 +126,14 @@ pub(super) fn save(
                 .collect(),
         ));
     }
+    // The training method's own state (e.g. periodic sampling's sums).
+    let ms = method.save_state(gpu)?;
+    for (name, shape, values) in ms.tensors {
+        floats.push((format!("{METHOD_TENSORS}{name}"), shape, values));
+    }
+    for (name, v) in ms.ints {
+        ints.push((format!("{METHOD_INTS}{name}"), vec![1], vec![v]));
+    }
     let mut meta = BTreeMap::new();
     meta.insert(
         "sat_sites".into(),
@@ -150,9 +164,27 @@ pub(super) fn load(
     opt: &mut Optimizer,
     weights: &mut WeightMetrics,
     saturation: &ActSaturation,
+    method: &mut dyn Method,
 ) -> anyhow::Result<RunState> {
     let path = cfg.out.join("resume.safetensors");
     let mut ck = crate::checkpoint::load(&path)?;
+    let mut ms = MethodState::default();
+    let names: Vec<(String, Vec<usize>)> = ck
+        .tensors
+        .iter()
+        .map(|(n, (s, _))| (n.clone(), s.clone()))
+        .collect();
+    for (name, shape) in names {
+        if let Some(k) = name.strip_prefix(METHOD_TENSORS) {
+            let v = ck.take_f32(&name, &shape)?;
+            ms.tensors.push((k.to_string(), shape, v));
+        } else if let Some(k) = name.strip_prefix(METHOD_INTS) {
+            ms.ints.push((k.to_string(), ck.take_i64(&name, &[1])?[0]));
+        }
+    }
+    method
+        .restore_state(gpu, model, ms)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     // Files written before act_saturation existed have no counters: start at 0.
     if let Some(names) = ck.metadata.get("sat_sites").cloned() {
         let names: Vec<String> = serde_json::from_str(&names).map_err(|e| {
