@@ -57,11 +57,11 @@ impl Plan {
         } else {
             Plan {
                 // bcnn trains at ~8 images/s on lavapipe at full width:
-                // a quarter of its width, a small slice and 2,000 test
-                // images keep its 24 runs within the hour.
+                // a quarter of its width, a small slice and 1,000 test
+                // images keep its 24 runs within half an hour.
                 models: vec![
                     model_plan("bmlp", 1.0, 4000, 6, 0),
-                    model_plan("bcnn", 0.25, 1000, 4, 2000),
+                    model_plan("bcnn", 0.25, 1000, 3, 1000),
                 ],
                 seeds,
                 batch: 128,
