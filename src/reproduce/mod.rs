@@ -25,8 +25,13 @@ pub struct RunResult {
 /// that already finished there with the same configuration is read, not
 /// trained again, so an interrupted reproduction continues where it stopped.
 pub fn run(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<RunResult> {
-    let finished = std::fs::read_to_string(cfg.out.join("config.toml"))
-        .is_ok_and(|c| c == cfg.to_toml())
+    // The same configuration: parsed, so keys added to bitprop since (at
+    // their defaults) do not count as a difference.
+    let config_path = cfg.out.join("config.toml");
+    let finished = std::fs::read_to_string(&config_path)
+        .ok()
+        .and_then(|c| TrainConfig::from_toml_str(&c, &config_path).ok())
+        .is_some_and(|c| &c == cfg)
         && cfg.out.join("summary.json").exists();
     eprintln!(
         "reproduce: {label} seed {} -> {}{}",
