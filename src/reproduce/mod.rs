@@ -32,7 +32,9 @@ pub fn run(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<Run
         .ok()
         .and_then(|c| TrainConfig::from_toml_str(&c, &config_path).ok())
         .is_some_and(|c| &c == cfg)
-        && cfg.out.join("summary.json").exists();
+        && cfg.out.join("summary.json").exists()
+        && std::fs::read_to_string(cfg.out.join("metrics.jsonl"))
+            .is_ok_and(|m| m.lines().count() == cfg.epochs);
     eprintln!(
         "reproduce: {label} seed {} -> {}{}",
         cfg.seed,

@@ -434,6 +434,9 @@ pub fn train_with(
             method.as_mut(),
         )?
     } else {
+        // A fresh run in a used directory: the old run's summary must not
+        // stand beside the new run's files.
+        let _ = std::fs::remove_file(cfg.out.join("summary.json"));
         files::write_atomic(&cfg.out.join("config.toml"), cfg.to_toml().as_bytes())?;
         RunState {
             epoch: 1,
