@@ -6,75 +6,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use bitprop::data::{Batch, Batches, DEFAULT_FASHION_MNIST_DIR, Dataset, load_fashion_mnist};
+use bitprop::data::{Batch, Batches};
 use bitprop::methods::adambnn::step_config;
 use bitprop::nn::{ParamKind, build_model, build_model_with};
 use bitprop::optim::{DecayScope, Optimizer};
 use bitprop::train::config::{FirstBinarized, MethodKind};
 use bitprop::train::files::{checkpoint_metadata, save_model};
 use bitprop::train::{TrainConfig, optimizer_config, train_step, train_with, upload};
-use common::gpu;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("bitprop-adambnn-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn fashion_mnist() -> &'static (Dataset, Dataset) {
-    static DATA: OnceLock<(Dataset, Dataset)> = OnceLock::new();
-    DATA.get_or_init(|| {
-        load_fashion_mnist(DEFAULT_FASHION_MNIST_DIR.as_ref())
-            .expect("Fashion-MNIST in /usr/share/datasets/fashion-mnist")
-    })
-}
-
-fn write_idx(path: &Path, dims: &[usize], data: &[u8]) {
-    let mut bytes = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&(*d as u32).to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// The first `n_train` / `n_test` images of Fashion-MNIST as IDX files.
-fn small_fashion_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let (train_set, test_set) = fashion_mnist();
-    for (prefix, ds, n) in [("train", train_set, n_train), ("t10k", test_set, n_test)] {
-        let ds = ds.slice(0..n).unwrap();
-        write_idx(
-            &data.join(format!("{prefix}-images-idx3-ubyte")),
-            &[n, ds.rows, ds.cols],
-            &ds.images,
-        );
-        write_idx(
-            &data.join(format!("{prefix}-labels-idx1-ubyte")),
-            &[n],
-            &ds.labels,
-        );
-    }
-    data
-}
+use common::{TempDir, fashion_mnist, gpu, small_fashion_mnist};
 
 fn recipe(data: PathBuf, out: PathBuf) -> TrainConfig {
     TrainConfig {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bitprop::Tensor;
 use bitprop::autograd::{Tape, Var, ops, recu};
@@ -16,7 +16,7 @@ use bitprop::nn::{ActRule, Binarization, WeightRule, build_model_with};
 use bitprop::ops::recu as k;
 use bitprop::train::TrainConfig;
 use bitprop::train::config::MethodKind;
-use common::{Rng, assert_close, gpu};
+use common::{Rng, assert_close, gpu, small_fashion_mnist};
 
 /// (rows, K): one row, K below/above/at multiples of 32, odd sizes, K over a workgroup.
 const EDGE: &[(usize, usize)] = &[
@@ -417,30 +417,6 @@ fn dead_weight_ratio_of_laplace_weights_is_two_times_one_minus_tau() {
             );
         }
     }
-}
-
-/// The first images of the real data set written as a small IDX directory.
-fn small_fashion_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
-    let (train_set, test_set) =
-        bitprop::data::load_fashion_mnist(bitprop::data::DEFAULT_FASHION_MNIST_DIR.as_ref())
-            .unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for (prefix, ds, n) in [("train", train_set, n_train), ("t10k", test_set, n_test)] {
-        let ds = ds.slice(0..n).unwrap();
-        for (suffix, dims, bytes) in [
-            ("images-idx3-ubyte", vec![n, ds.rows, ds.cols], &ds.images),
-            ("labels-idx1-ubyte", vec![n], &ds.labels),
-        ] {
-            let mut out = vec![0, 0, 8, dims.len() as u8];
-            for d in dims {
-                out.extend_from_slice(&(d as u32).to_be_bytes());
-            }
-            out.extend_from_slice(bytes);
-            std::fs::write(data.join(format!("{prefix}-{suffix}")), out).unwrap();
-        }
-    }
-    data
 }
 
 #[test]

@@ -9,81 +9,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bitprop::Gpu;
 use bitprop::autograd::Tape;
-use bitprop::data::{Batch, Batches, DEFAULT_FASHION_MNIST_DIR, Dataset, load_fashion_mnist};
+use bitprop::data::{Batch, Batches};
 use bitprop::nn::{Ctx, Model, build_model};
 use bitprop::optim::{DecayScope, Optimizer, OptimizerConfig, OptimizerKind};
 use bitprop::train::files::{checkpoint_metadata, load_model, save_model};
 use bitprop::train::{TrainConfig, train, train_step, upload};
-use common::gpu;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("bitprop-train-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Fashion-MNIST (train, test), read once per test binary.
-fn fashion_mnist() -> &'static (Dataset, Dataset) {
-    static DATA: OnceLock<(Dataset, Dataset)> = OnceLock::new();
-    DATA.get_or_init(|| {
-        load_fashion_mnist(DEFAULT_FASHION_MNIST_DIR.as_ref())
-            .expect("Fashion-MNIST in /usr/share/datasets/fashion-mnist")
-    })
-}
-
-/// An uncompressed IDX file of unsigned bytes: magic `0 0 8 ndim`, then the
-/// dimensions as big-endian u32, then the data.
-fn write_idx(path: &Path, dims: &[usize], data: &[u8]) {
-    let mut bytes = vec![0, 0, 8, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&(*d as u32).to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// A Fashion-MNIST directory holding the first `n_train` training and
-/// `n_test` test images of the real one.
-fn small_fashion_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let (train_set, test_set) = fashion_mnist();
-    for (prefix, ds, n) in [("train", train_set, n_train), ("t10k", test_set, n_test)] {
-        let ds = ds.slice(0..n).unwrap();
-        write_idx(
-            &data.join(format!("{prefix}-images-idx3-ubyte")),
-            &[n, ds.rows, ds.cols],
-            &ds.images,
-        );
-        write_idx(
-            &data.join(format!("{prefix}-labels-idx1-ubyte")),
-            &[n],
-            &ds.labels,
-        );
-    }
-    data
-}
+use common::{TempDir, fashion_mnist, gpu, small_fashion_mnist};
 
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)

@@ -1,9 +1,11 @@
 //! Shared by the device tests: the adapter, seeded data, comparisons.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use bitprop::Gpu;
+use bitprop::data::{DEFAULT_FASHION_MNIST_DIR, Dataset, load_fashion_mnist};
 
 /// The adapter chosen by BITPROP_BACKEND / BITPROP_ADAPTER. Tests never skip:
 /// without an adapter they fail with the reason.
@@ -61,4 +63,71 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
             "{what}: element {i}: got {g}, want {w} (tolerance {tol})"
         );
     }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "bitprop-{}-{tag}-{}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fashion-MNIST (train, test), read once per test binary.
+pub fn fashion_mnist() -> &'static (Dataset, Dataset) {
+    static DATA: OnceLock<(Dataset, Dataset)> = OnceLock::new();
+    DATA.get_or_init(|| {
+        load_fashion_mnist(DEFAULT_FASHION_MNIST_DIR.as_ref())
+            .expect("Fashion-MNIST in /usr/share/datasets/fashion-mnist")
+    })
+}
+
+/// An uncompressed IDX file of unsigned bytes: magic `0 0 8 ndim`, then the
+/// dimensions as big-endian u32, then the data.
+pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) {
+    let mut bytes = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&(*d as u32).to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A Fashion-MNIST directory holding the first `n_train` training and
+/// `n_test` test images of the real one.
+pub fn small_fashion_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let (train_set, test_set) = fashion_mnist();
+    for (prefix, ds, n) in [("train", train_set, n_train), ("t10k", test_set, n_test)] {
+        let ds = ds.slice(0..n).unwrap();
+        write_idx(
+            &data.join(format!("{prefix}-images-idx3-ubyte")),
+            &[n, ds.rows, ds.cols],
+            &ds.images,
+        );
+        write_idx(
+            &data.join(format!("{prefix}-labels-idx1-ubyte")),
+            &[n],
+            &ds.labels,
+        );
+    }
+    data
 }
