@@ -12,7 +12,7 @@ use bitprop::methods::psample::{
 };
 use bitprop::nn::layers::BatchNorm;
 use bitprop::nn::{Ctx, Model, ParamKind, ParamStore};
-use common::{Rng, assert_close, gpu};
+use common::{Rng, assert_close, checkpoint_bits, gpu, metrics_without_timing};
 
 /// One trainable tensor `w` of 37 values and a batch norm over the 784 pixels.
 struct Tiny {
@@ -265,43 +265,11 @@ fn a_run_resumed_mid_period_matches_an_uninterrupted_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let metrics = |dir: &std::path::Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(dir.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                for k in [
-                    "epoch_seconds",
-                    "samples_per_s",
-                    "gpu_bytes",
-                    "gpu_bytes_allocated",
-                ] {
-                    v.as_object_mut().unwrap().remove(k);
-                }
-                v
-            })
-            .collect()
-    };
-    let (a, b) = (metrics(&full), metrics(&cut));
+    let (a, b) = (metrics_without_timing(&full), metrics_without_timing(&cut));
     assert_eq!(a.len(), 2);
     assert_eq!(a[1]["replacements"], 2, "{:?}", a[1]);
     assert_eq!(a, b, "resumed metrics differ from the uninterrupted run's");
-    let tensors = |dir: &std::path::Path| {
-        let ck = bitprop::checkpoint::load(&dir.join("last.safetensors")).unwrap();
-        let mut t: Vec<(String, Vec<u32>)> = ck
-            .tensors
-            .into_iter()
-            .map(|(n, (_, d))| match d {
-                bitprop::checkpoint::TensorData::F32(v) => {
-                    (n, v.iter().map(|x| x.to_bits()).collect())
-                }
-                _ => (n, Vec::new()),
-            })
-            .collect();
-        t.sort();
-        t
-    };
+    let tensors = |dir: &std::path::Path| checkpoint_bits(&dir.join("last.safetensors"));
     assert!(tensors(&full) == tensors(&cut), "last.safetensors differs");
     let _ = std::fs::remove_dir_all(&tmp);
 }

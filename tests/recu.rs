@@ -16,7 +16,9 @@ use bitprop::nn::{ActRule, Binarization, WeightRule, build_model_with};
 use bitprop::ops::recu as k;
 use bitprop::train::TrainConfig;
 use bitprop::train::config::MethodKind;
-use common::{Rng, assert_close, gpu, small_fashion_mnist};
+use common::{
+    Rng, assert_close, checkpoint_bits, gpu, metrics_without_timing, small_fashion_mnist,
+};
 
 /// (rows, K): one row, K below/above/at multiples of 32, odd sizes, K over a workgroup.
 const EDGE: &[(usize, usize)] = &[
@@ -644,41 +646,10 @@ fn a_resumed_recu_run_matches_an_uninterrupted_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let read = |dir: &Path| std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    let strip = |text: String| -> Vec<serde_json::Value> {
-        text.lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                for k in [
-                    "epoch_seconds",
-                    "samples_per_s",
-                    "gpu_bytes",
-                    "gpu_bytes_allocated",
-                ] {
-                    v.as_object_mut().unwrap().remove(k);
-                }
-                v
-            })
-            .collect()
-    };
-    let (a, b) = (strip(read(&full)), strip(read(&cut)));
+    let (a, b) = (metrics_without_timing(&full), metrics_without_timing(&cut));
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "resumed metrics differ from the uninterrupted run's");
-    let tensors = |dir: &Path| {
-        let ck = bitprop::checkpoint::load(&dir.join("last.safetensors")).unwrap();
-        let mut t: Vec<(String, Vec<u32>)> = ck
-            .tensors
-            .into_iter()
-            .map(|(name, (_, data))| match data {
-                bitprop::checkpoint::TensorData::F32(v) => {
-                    (name, v.iter().map(|x| x.to_bits()).collect())
-                }
-                _ => (name, Vec::new()),
-            })
-            .collect();
-        t.sort();
-        t
-    };
+    let tensors = |dir: &Path| checkpoint_bits(&dir.join("last.safetensors"));
     let (ta, tb) = (tensors(&full), tensors(&cut));
     assert!(ta.iter().any(|(n, _)| n == "fc2.scale"));
     for (x, y) in ta.iter().zip(&tb) {

@@ -131,3 +131,41 @@ pub fn small_fashion_mnist(dir: &Path, n_train: usize, n_test: usize) -> PathBuf
     }
     data
 }
+
+/// A run's metrics.jsonl without the keys that measure time or memory, to
+/// compare two runs of the same training.
+pub fn metrics_without_timing(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for k in [
+                "epoch_seconds",
+                "samples_per_s",
+                "gpu_bytes",
+                "gpu_bytes_allocated",
+            ] {
+                v.as_object_mut().unwrap().remove(k);
+            }
+            v
+        })
+        .collect()
+}
+
+/// A checkpoint's f32 tensors as bit patterns, sorted by name.
+pub fn checkpoint_bits(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let ck = bitprop::checkpoint::load(path).unwrap();
+    let mut t: Vec<(String, Vec<u32>)> = ck
+        .tensors
+        .into_iter()
+        .map(|(name, (_, data))| match data {
+            bitprop::checkpoint::TensorData::F32(v) => {
+                (name, v.iter().map(|x| x.to_bits()).collect())
+            }
+            _ => (name, Vec::new()),
+        })
+        .collect();
+    t.sort();
+    t
+}
