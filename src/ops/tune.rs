@@ -63,9 +63,19 @@ fn write_disk(cache: &DiskCache) {
 /// The variant for `family` on this adapter: tuned once, then cached.
 /// `BITPROP_AUTOTUNE=0` skips tuning and uses the per-adapter default.
 pub fn gemm_variant(gpu: &Gpu, family: GemmFamily) -> Result<GemmVariant, GpuError> {
-    if let Some(s) = gpu.tuned.lock().unwrap().get(family.key())
-        && let Ok(v) = serde_json::from_str(s)
-    {
+    let cached = || -> Option<GemmVariant> {
+        let tuned = gpu.tuned.lock().unwrap();
+        serde_json::from_str(tuned.get(family.key())?).ok()
+    };
+    if let Some(v) = cached() {
+        return Ok(v);
+    }
+    // One tuning at a time: threads that meet an untuned family together
+    // wait for the first one's choice, so a process never switches
+    // variants (and summation orders) between two calls.
+    static TUNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _tuning = TUNING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = cached() {
         return Ok(v);
     }
     let adapter = gpu.adapter_key();
