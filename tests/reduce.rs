@@ -4,8 +4,9 @@ mod common;
 
 use bitprop::Tensor;
 use bitprop::ops::reduce::{
-    CHUNK, Reduction, accuracy_count, accuracy_count_cpu, argmax_rows, argmax_rows_cpu, reduce_all,
-    reduce_all_cpu, reduce_channels, reduce_channels_cpu, reduce_rows, reduce_rows_cpu,
+    CHUNK, LANES_MAX_COUNT, LANES_MIN_CHANNELS, Reduction, accuracy_count, accuracy_count_cpu,
+    argmax_rows, argmax_rows_cpu, reduce_all, reduce_all_cpu, reduce_channels, reduce_channels_cpu,
+    reduce_rows, reduce_rows_cpu,
 };
 use common::{Rng, assert_close, gpu};
 
@@ -37,7 +38,20 @@ fn reduce_rows_matches_cpu() {
     let gpu = gpu();
     let mut rng = Rng::new(11);
     // One element; one row; odd; rows longer than a workgroup; split in parts.
-    for &(r, k) in &[(1, 1), (1, 7), (5, 1), (3, 257), (17, 1000), (2, CHUNK + 3)] {
+    // Many short rows take the one-lane-per-row kernel (odd counts, the
+    // longest row it takes, more rows than one workgroup of lanes).
+    for &(r, k) in &[
+        (1, 1),
+        (1, 7),
+        (5, 1),
+        (3, 257),
+        (17, 1000),
+        (2, CHUNK + 3),
+        (LANES_MIN_CHANNELS, 1),
+        (131, 33),
+        (300, LANES_MAX_COUNT),
+        (1024, 1023),
+    ] {
         let x = data(&mut rng, r * k);
         let t = Tensor::from_f32(&gpu, &[r, k], &x).unwrap();
         for op in OPS {
@@ -78,6 +92,8 @@ fn reduce_channels_matches_cpu() {
         (2, 3, 9),
         (4, 1, 300),
         (3, 4, 6000),
+        (3, 130, 7),
+        (2, 200, 1),
     ] {
         let x = data(&mut rng, n * c * s);
         let shape: Vec<usize> = if s == 1 {
@@ -145,13 +161,26 @@ fn reductions_across_several_dispatch_rows() {
     let rows = reduce_rows(&gpu, &t, Reduction::Mean).unwrap();
     let all = reduce_all(&gpu, &tb, Reduction::Sum).unwrap();
     let am = argmax_rows(&gpu, &t.reshape(&[n * c, s])).unwrap();
-    let (ch, rows, all, am) = (
+    // Many short rows: the one-lane-per-row kernel over a 2-D grid.
+    let (lr, lk) = (LANES_MIN_CHANNELS * 5 + 3, 9);
+    let lx = data(&mut rng, lr * lk);
+    let lt = Tensor::from_f32(&gpu, &[lr, lk], &lx).unwrap();
+    let lanes = reduce_rows(&gpu, &lt, Reduction::Std).unwrap();
+    let (ch, rows, all, am, lanes) = (
         ch.to_f32(&gpu).unwrap(),
         rows.to_f32(&gpu).unwrap(),
         all.to_f32(&gpu).unwrap(),
         am.to_u32(&gpu).unwrap(),
+        lanes.to_f32(&gpu).unwrap(),
     );
     gpu.set_grid_limit(u32::MAX);
+    assert_close(
+        "many short rows std",
+        &lanes,
+        &reduce_rows_cpu(&lx, lr, lk, Reduction::Std),
+        4e-6,
+        1e-5,
+    );
     assert_close(
         "channels std",
         &ch,

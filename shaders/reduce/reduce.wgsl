@@ -11,8 +11,11 @@
 //       per channel; with more, the host reduces the partials in a second pass.
 //
 // Modes: 0 sum of x, 1 sum of |x|, 2 sum of (x - mean[c])^2.
-// One workgroup per (channel, part): each lane accumulates a strided slice in
-// f32, then a workgroup-memory tree adds the lanes (WG a power of two).
+// reduce_ncs: one workgroup per (channel, part): each lane accumulates a
+// strided slice in f32, then a workgroup-memory tree adds the lanes (WG a
+// power of two). reduce_ncs_lanes (parts = 1, many channels, short
+// channels): one lane per channel and no barriers, which CPU adapters pay
+// dearly for; four interleaved partial sums keep the f32 error small.
 
 struct Params {
     n: u32,
@@ -80,4 +83,50 @@ fn reduce_ncs(
         }
         out[g] = r;
     }
+}
+
+fn term(v: f32, m: f32) -> f32 {
+    if (p.mode == 0u) {
+        return v;
+    } else if (p.mode == 1u) {
+        return abs(v);
+    }
+    return (v - m) * (v - m);
+}
+
+@compute @workgroup_size(WG)
+fn reduce_ncs_lanes(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ch = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (ch >= p.c) {
+        return;
+    }
+    var m = 0.0;
+    if (p.mode == 2u) {
+        m = mean[ch];
+    }
+    var acc = vec4<f32>(0.0);
+    for (var nn = 0u; nn < p.n; nn++) {
+        let base = (nn * p.c + ch) * p.s;
+        var j = 0u;
+        for (; j + 4u <= p.s; j += 4u) {
+            acc += vec4<f32>(
+                term(x[base + j], m),
+                term(x[base + j + 1u], m),
+                term(x[base + j + 2u], m),
+                term(x[base + j + 3u], m),
+            );
+        }
+        for (; j < p.s; j++) {
+            acc.x += term(x[base + j], m);
+        }
+    }
+    var r = ((acc.x + acc.y) + (acc.z + acc.w)) * p.scale;
+    if (p.sqrt_out != 0u) {
+        r = sqrt(r);
+    }
+    out[ch] = r;
 }

@@ -67,6 +67,18 @@ struct ReduceParams {
 }
 
 const REDUCE: Kernel = kernel!("reduce/reduce.wgsl", "reduce_ncs", [Read, Read, ReadWrite]);
+const REDUCE_LANES: Kernel = kernel!(
+    "reduce/reduce.wgsl",
+    "reduce_ncs_lanes",
+    [Read, Read, ReadWrite]
+);
+
+/// Channels from which one lane per channel beats one workgroup per
+/// channel, for channels of at most [`LANES_MAX_COUNT`] elements (a
+/// weight's rows: alpha of every binary layer, every step).
+pub const LANES_MIN_CHANNELS: usize = 128;
+pub const LANES_MAX_COUNT: usize = 4096;
+const LANES_WG: u32 = 64;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -95,6 +107,30 @@ fn reduce_ncs(
     };
     let chunk = count.div_ceil(parts).max(1);
     let out = Tensor::empty(gpu, &[c * parts], DType::F32)?;
+    if c >= LANES_MIN_CHANNELS && count <= LANES_MAX_COUNT {
+        let params = ReduceParams {
+            n: n as u32,
+            c: c as u32,
+            s: s as u32,
+            parts: 1,
+            chunk: count as u32,
+            mode: mode as u32,
+            scale,
+            sqrt_out: sqrt_out as u32,
+        };
+        gpu.launch(
+            &REDUCE_LANES,
+            &[("WG", LANES_WG as f64)],
+            &params,
+            &[
+                x.binding(),
+                mean.map_or(unused(x), |m| m.binding()),
+                out.binding(),
+            ],
+            gpu.grid(c.div_ceil(LANES_WG as usize) as u64),
+        );
+        return Ok(out);
+    }
     let last = parts == 1;
     let params = ReduceParams {
         n: n as u32,
