@@ -307,3 +307,45 @@ fn activations_across_several_dispatch_rows() {
     rs();
     rp();
 }
+
+/// The per-channel affine map, and its sign-first form (a binary layer's
+/// alpha * sign(W)), against the CPU on odd shapes, with and without each
+/// vector, across several dispatch rows.
+#[test]
+fn channel_affine_and_its_sign_form_match_cpu() {
+    use bitprop::ops::channel::{channel_affine, channel_affine_cpu, channel_affine_sign};
+    let gpu = gpu();
+    let mut rng = Rng::new(21);
+    for &(outer, c, inner) in &[(1, 1, 1), (3, 5, 7), (1, 1024, 33), (2, 3, 1), (5, 64, 49)] {
+        let n = outer * c * inner;
+        let mut x = rng.vec(n);
+        x[0] = 0.0;
+        if n > 1 {
+            x[1] = -0.0;
+        }
+        let scale = rng.vec(c);
+        let bias = rng.vec(c);
+        let t = Tensor::from_f32(&gpu, &[outer, c, inner], &x).unwrap();
+        let st = Tensor::from_f32(&gpu, &[c], &scale).unwrap();
+        let bt = Tensor::from_f32(&gpu, &[c], &bias).unwrap();
+        let signs = sign_cpu(&x);
+        for (s, b) in [(true, true), (true, false), (false, true), (false, false)] {
+            let (sg, bg) = (s.then_some(&st), b.then_some(&bt));
+            let (sc, bc) = (s.then_some(&scale[..]), b.then_some(&bias[..]));
+            if n == 5 * 64 * 49 {
+                gpu.set_grid_limit(7);
+            }
+            let got = channel_affine(&gpu, &t, c, inner, sg, bg).unwrap();
+            let got_sign = channel_affine_sign(&gpu, &t, c, inner, sg, bg).unwrap();
+            let (got, got_sign) = (got.to_f32(&gpu).unwrap(), got_sign.to_f32(&gpu).unwrap());
+            gpu.set_grid_limit(u32::MAX);
+            let what = format!("[{outer}, {c}, {inner}] scale {s} bias {b}");
+            assert_eq!(got, channel_affine_cpu(&x, c, inner, sc, bc), "{what}");
+            assert_eq!(
+                got_sign,
+                channel_affine_cpu(&signs, c, inner, sc, bc),
+                "sign {what}"
+            );
+        }
+    }
+}

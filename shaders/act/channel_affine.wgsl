@@ -1,4 +1,6 @@
-// Per-channel affine map: y[o, c, s] = x[o, c, s] * scale[c] + bias[c].
+// Per-channel affine map: y[o, c, s] = x[o, c, s] * scale[c] + bias[c], or
+// of sign(x) (+1 where x >= 0, else -1) when sign_input != 0 (a binary
+// layer's alpha * sign(W) in one pass).
 //
 // x:     f32 [outer, channels, inner] (a matrix [rows, cols] is outer = rows,
 //        channels = cols, inner = 1; NCHW is outer = N, inner = H*W)
@@ -12,7 +14,7 @@ struct Params {
     inner: u32,
     has_scale: u32,
     has_bias: u32,
-    _pad0: u32,
+    sign_input: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -37,6 +39,9 @@ fn channel_affine(
     }
     let c = (i / p.inner) % p.channels;
     var v = x[i];
+    if (p.sign_input != 0u) {
+        v = select(-1.0, 1.0, v >= 0.0);
+    }
     if (p.has_scale != 0u) {
         v *= scale[c];
     }

@@ -14,7 +14,8 @@ struct AffineParams {
     inner: u32,
     has_scale: u32,
     has_bias: u32,
-    _pad: [u32; 3],
+    sign_input: u32,
+    _pad: [u32; 2],
 }
 
 const AFFINE: Kernel = kernel!(
@@ -32,6 +33,31 @@ pub fn channel_affine(
     inner: usize,
     scale: Option<&Tensor>,
     bias: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
+    affine(gpu, x, channels, inner, scale, bias, false)
+}
+
+/// [`channel_affine`] of `sign(x)` (+1 where x >= 0, else -1) in one pass:
+/// a binary layer's `alpha_o * sign(W)`.
+pub fn channel_affine_sign(
+    gpu: &Gpu,
+    x: &Tensor,
+    channels: usize,
+    inner: usize,
+    scale: Option<&Tensor>,
+    bias: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
+    affine(gpu, x, channels, inner, scale, bias, true)
+}
+
+fn affine(
+    gpu: &Gpu,
+    x: &Tensor,
+    channels: usize,
+    inner: usize,
+    scale: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    sign_input: bool,
 ) -> Result<Tensor, GpuError> {
     assert_eq!(
         x.numel() % (channels * inner),
@@ -52,7 +78,8 @@ pub fn channel_affine(
         inner: inner as u32,
         has_scale: scale.is_some() as u32,
         has_bias: bias.is_some() as u32,
-        _pad: [0; 3],
+        sign_input: sign_input as u32,
+        _pad: [0; 2],
     };
     gpu.launch(
         &AFFINE,
