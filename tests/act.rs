@@ -308,27 +308,22 @@ fn activations_across_several_dispatch_rows() {
     rp();
 }
 
-/// The per-channel affine map, and its sign-first form (a binary layer's
-/// alpha * sign(W)), against the CPU on odd shapes, with and without each
-/// vector, across several dispatch rows.
+/// The per-channel affine map against the CPU on odd shapes, with and
+/// without each vector, across several dispatch rows; and its sign-first
+/// form, a binary layer's alpha * sign(W) per row.
 #[test]
-fn channel_affine_and_its_sign_form_match_cpu() {
-    use bitprop::ops::channel::{channel_affine, channel_affine_cpu, channel_affine_sign};
+fn channel_affine_and_scaled_signs_match_cpu() {
+    use bitprop::ops::channel::{channel_affine, channel_affine_cpu, scaled_sign_rows};
     let gpu = gpu();
     let mut rng = Rng::new(21);
     for &(outer, c, inner) in &[(1, 1, 1), (3, 5, 7), (1, 1024, 33), (2, 3, 1), (5, 64, 49)] {
         let n = outer * c * inner;
-        let mut x = rng.vec(n);
-        x[0] = 0.0;
-        if n > 1 {
-            x[1] = -0.0;
-        }
+        let x = rng.vec(n);
         let scale = rng.vec(c);
         let bias = rng.vec(c);
         let t = Tensor::from_f32(&gpu, &[outer, c, inner], &x).unwrap();
         let st = Tensor::from_f32(&gpu, &[c], &scale).unwrap();
         let bt = Tensor::from_f32(&gpu, &[c], &bias).unwrap();
-        let signs = sign_cpu(&x);
         for (s, b) in [(true, true), (true, false), (false, true), (false, false)] {
             let (sg, bg) = (s.then_some(&st), b.then_some(&bt));
             let (sc, bc) = (s.then_some(&scale[..]), b.then_some(&bias[..]));
@@ -336,16 +331,32 @@ fn channel_affine_and_its_sign_form_match_cpu() {
                 gpu.set_grid_limit(7);
             }
             let got = channel_affine(&gpu, &t, c, inner, sg, bg).unwrap();
-            let got_sign = channel_affine_sign(&gpu, &t, c, inner, sg, bg).unwrap();
-            let (got, got_sign) = (got.to_f32(&gpu).unwrap(), got_sign.to_f32(&gpu).unwrap());
+            let got = got.to_f32(&gpu).unwrap();
             gpu.set_grid_limit(u32::MAX);
             let what = format!("[{outer}, {c}, {inner}] scale {s} bias {b}");
             assert_eq!(got, channel_affine_cpu(&x, c, inner, sc, bc), "{what}");
-            assert_eq!(
-                got_sign,
-                channel_affine_cpu(&signs, c, inner, sc, bc),
-                "sign {what}"
-            );
         }
+    }
+    // Rows of a weight: odd sizes, zeros of both signs (sign +1), one row,
+    // several dispatch rows.
+    for &(rows, k) in &[(1, 1), (1, 33), (7, 31), (1024, 784)] {
+        let mut w = rng.vec(rows * k);
+        w[0] = 0.0;
+        if w.len() > 1 {
+            w[1] = -0.0;
+        }
+        let alpha: Vec<f32> = (0..rows).map(|_| rng.uniform().abs()).collect();
+        let wt = Tensor::from_f32(&gpu, &[rows, k], &w).unwrap();
+        let at = Tensor::from_f32(&gpu, &[rows], &alpha).unwrap();
+        if rows == 1024 {
+            gpu.set_grid_limit(5);
+        }
+        let got = scaled_sign_rows(&gpu, &wt, &at)
+            .unwrap()
+            .to_f32(&gpu)
+            .unwrap();
+        gpu.set_grid_limit(u32::MAX);
+        let want = channel_affine_cpu(&sign_cpu(&w), rows, k, Some(&alpha), None);
+        assert_eq!(got, want, "[{rows}, {k}]");
     }
 }

@@ -26,8 +26,7 @@ pub fn row_mean_abs(tape: &Tape, w: &Tensor) -> Result<Tensor, GpuError> {
 
 /// `alpha_o * sign(W)` as f32, for the float GEMMs of a binary layer.
 fn binarized(gpu: &crate::gpu::Gpu, w: &Tensor, alpha: &Tensor) -> Result<Tensor, GpuError> {
-    let rows = w.shape()[0];
-    channel::channel_affine_sign(gpu, w, rows, w.numel() / rows, Some(alpha), None)
+    channel::scaled_sign_rows(gpu, w, alpha)
 }
 
 /// Where a binary layer's weight scale alpha comes from (always detached).

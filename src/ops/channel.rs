@@ -37,17 +37,11 @@ pub fn channel_affine(
     affine(gpu, x, channels, inner, scale, bias, false)
 }
 
-/// [`channel_affine`] of `sign(x)` (+1 where x >= 0, else -1) in one pass:
-/// a binary layer's `alpha_o * sign(W)`.
-pub fn channel_affine_sign(
-    gpu: &Gpu,
-    x: &Tensor,
-    channels: usize,
-    inner: usize,
-    scale: Option<&Tensor>,
-    bias: Option<&Tensor>,
-) -> Result<Tensor, GpuError> {
-    affine(gpu, x, channels, inner, scale, bias, true)
+/// `scale[c] * sign(x)` (+1 where x >= 0, else -1) in one pass, `x`
+/// viewed as `[channels, inner]`: a binary layer's `alpha_o * sign(W)`.
+pub fn scaled_sign_rows(gpu: &Gpu, x: &Tensor, scale: &Tensor) -> Result<Tensor, GpuError> {
+    let rows = x.shape()[0];
+    affine(gpu, x, rows, x.numel() / rows, Some(scale), None, true)
 }
 
 fn affine(
