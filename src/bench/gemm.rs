@@ -58,12 +58,6 @@ const XNOR_BOUND: Kernel = kernel!(
     [Read, Read, ReadWrite]
 );
 
-const XNOR_AVEC4: Kernel = kernel!(
-    "bench/xnor_avec4.wgsl",
-    "xnor_r16_avec4",
-    [Read, Read, ReadWrite]
-);
-
 /// The variants of [`XNOR_BOUND`]: MODE bits 1 = no loads of b, 2 = no
 /// popcount, 4 = no loads of a.
 const BOUND_MODES: [(u32, &str); 6] = [
@@ -114,22 +108,6 @@ fn xnor_bound(
         })?;
         times.push(VariantTime {
             variant: name.to_string(),
-            ms,
-        });
-    }
-    if k.div_ceil(32).is_multiple_of(4) {
-        let ms = device_ms(gpu, reps, || {
-            gpu.launch(
-                &XNOR_AVEC4,
-                &[("WG", wg as f64)],
-                &params,
-                &[a.binding(), b.binding(), out.binding()],
-                gpu.grid(groups),
-            );
-            Ok(())
-        })?;
-        times.push(VariantTime {
-            variant: "a as vec4".to_string(),
             ms,
         });
     }
@@ -345,7 +323,7 @@ impl GemmBench {
             s += &format!(" {}={:.2}ms", v.variant, v.ms);
         }
         s.push('\n');
-        if let [full, no_b, no_pop, no_a, no_loads, bare, ..] = &self.xnor_bound[..] {
+        if let [full, no_b, no_pop, no_a, no_loads, bare] = &self.xnor_bound[..] {
             s += "  what the 16-row XNOR loop's time is made of (one run, same grid):";
             for v in &self.xnor_bound {
                 s += &format!(" {}={:.2}ms", v.variant, v.ms);
