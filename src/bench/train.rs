@@ -288,8 +288,7 @@ pub fn compare_f32(
     }
     let binary = hb.profile(gpu, steps, crate::ops::tune::median(&mut tb), profile_steps)?;
     let real = hf.profile(gpu, steps, crate::ops::tune::median(&mut tf), profile_steps)?;
-    let sized = build_model_sized(gpu, model_name, 0, Binarization::default(), width)?;
-    let macs = step_macs(gpu, sized.as_ref(), batch)?;
+    let macs = step_macs(gpu, hb.model.as_ref(), batch)?;
     let all = (macs.forward_binary + macs.forward_float + macs.backward_float) as f64;
     let float = (macs.forward_float + macs.backward_float) as f64;
     let bound = all / float;
