@@ -99,7 +99,23 @@ impl Tensor {
     pub fn binding(&self) -> Binding<'_> {
         Binding {
             buffer: self.buffer(),
+            offset: 0,
             size: self.bytes(),
+        }
+    }
+
+    /// `size` bytes of the tensor's buffer from byte `offset` (a uniform
+    /// window); the range must lie within the tensor.
+    pub fn window(&self, offset: u64, size: u64) -> Binding<'_> {
+        assert!(
+            offset + size <= self.bytes(),
+            "window {offset}+{size} past the end of {self:?} ({} bytes)",
+            self.bytes()
+        );
+        Binding {
+            buffer: self.buffer(),
+            offset,
+            size,
         }
     }
 

@@ -54,6 +54,8 @@ fn geoms() -> Vec<Conv2dGeom> {
             ..geom(2, 5, 6, 5, 3, 1, 1, 1)
         },
         geom(2, 96, 13, 11, 19, 3, 1, 1),
+        // 2700 output pixels: the weight gradient's K past 2048.
+        geom(3, 2, 30, 30, 5, 3, 1, 1),
     ]
 }
 
@@ -335,9 +337,14 @@ fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
     use bitprop::ops::conv_gemm::{
         conv2d_backward_data_gemm, conv2d_backward_weights_gemm, conv2d_gemm, set_chunk_bytes,
     };
+    use bitprop::ops::tune::{GemmFamily, f32_candidates, set_variant};
     let gpu = gpu();
     let mut rng = Rng::new(16);
-    for chunk_bytes in [48 << 20, 1] {
+    let nt4 = f32_candidates()
+        .into_iter()
+        .filter(|v| v.name().starts_with("nt4"));
+    for (variant, chunk_bytes) in nt4.flat_map(|v| [(v, 48 << 20), (v, 1)]) {
+        set_variant(&gpu, GemmFamily::F32, variant);
         // A budget of one byte forces one image per chunk.
         set_chunk_bytes(chunk_bytes);
         for g in geoms() {
@@ -350,7 +357,7 @@ fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
             let y = conv2d_gemm(&gpu, &xt, &wt, g).unwrap();
             let dx = conv2d_backward_data_gemm(&gpu, &gt, &wt, g).unwrap();
             let dw = conv2d_backward_weights_gemm(&gpu, &xt, &gt, g).unwrap();
-            let what = format!("{g:?} chunk budget {chunk_bytes}");
+            let what = format!("{g:?} {} chunk budget {chunk_bytes}", variant.name());
             assert_close(
                 &format!("conv2d_gemm {what}"),
                 &y.to_f32(&gpu).unwrap(),

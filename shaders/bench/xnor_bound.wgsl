@@ -4,7 +4,11 @@
 // variant compiles without the others' code):
 //   bit 0: b's words made in registers from the loop counter (no loads of b);
 //   bit 1: no popcount (xor + add only);
-//   bit 2: a's words made in registers (no loads of a).
+//   bit 2: a's words made in registers (no loads of a);
+//   bit 3: a's words read from a uniform buffer (64 KiB, indices wrapped)
+//          instead of the storage buffer: same addresses across lanes, but
+//          lavapipe loads uniform memory with one gather where it walks a
+//          storage load lane by lane.
 // MODE 0 is the GEMM's loop. `bitprop bench gemm` times the variants side
 // by side; the differences are the costs of the loads and the popcounts.
 // out: u32 [m, n], one sum per output so no work can be dropped.
@@ -24,6 +28,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<u32>;
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
+@group(0) @binding(4) var<uniform> ua: array<vec4<u32>, 4096>;
 
 override WG: u32 = 64u;
 override MODE: u32 = 0u;
@@ -38,6 +43,9 @@ fn step(c: vec4<u32>, x: vec4<u32>, y: vec4<u32>) -> vec4<u32> {
 fn aw(r: u32, w: u32) -> u32 {
     if ((MODE & 4u) != 0u) {
         return (r + w) * 2246822519u;
+    }
+    if ((MODE & 8u) != 0u) {
+        return ua[(r + w) & 4095u].x;
     }
     return a[r + w];
 }

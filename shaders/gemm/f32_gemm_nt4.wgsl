@@ -1,18 +1,25 @@
 // f32 GEMM over K-contiguous operands read as vec4: c = a * b^T.
 //
-// a:     vec4<f32> [m, kp / 4]: row m of op(A), zero-padded to kp (a multiple of 4)
-// b:     vec4<f32> [n, kp / 4]: column n of op(B), zero-padded likewise
+// One launch sums k steps [k0, k0 + kc4) (in vec4s) of rows [0, m) of a
+// (global rows m_base.. of the product) against all n columns:
+// a:     vec4<f32> [m, a_k4]: row r of this launch's part of op(A) (a_k4 >= kc4)
+//        (f32_gemm_nt4u reads it from the uniform window `ua` instead)
+// b:     vec4<f32> [n, k4]: column n of op(B), zero-padded to 4 * k4
 // scale: f32 [n], read when has_scale != 0
 // bias:  f32 [n], read when has_bias != 0
 // c:     f32; c = (a . b) * scale[n] + bias[n] (+ c if accumulate), element
-//        (m, n) at c_offset + (n / plane) * m_total * plane + m * plane + n % plane:
-//        plane = n gives row-major [m, n]; plane = H*W with n = image * H*W + pixel
-//        gives NCHW, so a convolution's GEMM writes its output in place.
+//        (m, n) of the product at c_offset + (n / plane) * m_total * plane +
+//        m * plane + n % plane: plane = n gives row-major [m, n]; plane = H*W
+//        with n = image * H*W + pixel gives NCHW, so a convolution's GEMM
+//        writes its output in place.
 //
 // One vec4 load brings four k steps, so a CPU adapter (where each load is
 // the expensive part) does four times the multiply-adds per load of the
 // scalar kernels. The workgroup shares 8 rows of a; each lane holds 4
-// columns, lane l's column j being n0 + l + j * WG.
+// columns, lane l's column j being n0 + l + j * WG. The rows of a are the
+// same for every lane: lavapipe walks a storage-buffer load lane by lane
+// but loads uniform memory with one gather, so f32_gemm_nt4u, which reads
+// them from a 64 KiB uniform window, spends far less on them.
 
 struct Params {
     m: u32,
@@ -25,8 +32,12 @@ struct Params {
     groups: u32,
     plane: u32,
     c_offset: u32,
+    kc4: u32,
+    k0: u32,
+    m_base: u32,
+    m_total: u32,
+    a_k4: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -35,6 +46,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> c: array<f32>;
+@group(0) @binding(6) var<uniform> ua: array<vec4<f32>, 4096>;
 
 override WG: u32 = 64u;
 
@@ -42,6 +54,7 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
     if (m >= p.m) {
         return;
     }
+    let gm = p.m_base + m;
     for (var j = 0u; j < 4u; j++) {
         let n = n0 + j * WG;
         if (n < p.n) {
@@ -52,7 +65,7 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
             if (p.has_bias != 0u) {
                 v += bias[n];
             }
-            let i = p.c_offset + (n / p.plane) * p.m * p.plane + m * p.plane + n % p.plane;
+            let i = p.c_offset + (n / p.plane) * p.m_total * p.plane + gm * p.plane + n % p.plane;
             if (p.accumulate != 0u) {
                 v += c[i];
             }
@@ -76,18 +89,18 @@ fn f32_gemm_nt4(
     }
     let m0 = (g / p.groups_x) * 8u;
     let n0 = (g % p.groups_x) * WG * 4u + lid;
-    let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.k4;
-    let bn1 = min(n0 + 1u * WG, p.n - 1u) * p.k4;
-    let bn2 = min(n0 + 2u * WG, p.n - 1u) * p.k4;
-    let bn3 = min(n0 + 3u * WG, p.n - 1u) * p.k4;
-    let am0 = min(m0 + 0u, p.m - 1u) * p.k4;
-    let am1 = min(m0 + 1u, p.m - 1u) * p.k4;
-    let am2 = min(m0 + 2u, p.m - 1u) * p.k4;
-    let am3 = min(m0 + 3u, p.m - 1u) * p.k4;
-    let am4 = min(m0 + 4u, p.m - 1u) * p.k4;
-    let am5 = min(m0 + 5u, p.m - 1u) * p.k4;
-    let am6 = min(m0 + 6u, p.m - 1u) * p.k4;
-    let am7 = min(m0 + 7u, p.m - 1u) * p.k4;
+    let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.k4 + p.k0;
+    let bn1 = min(n0 + 1u * WG, p.n - 1u) * p.k4 + p.k0;
+    let bn2 = min(n0 + 2u * WG, p.n - 1u) * p.k4 + p.k0;
+    let bn3 = min(n0 + 3u * WG, p.n - 1u) * p.k4 + p.k0;
+    let am0 = min(m0 + 0u, p.m - 1u) * p.a_k4;
+    let am1 = min(m0 + 1u, p.m - 1u) * p.a_k4;
+    let am2 = min(m0 + 2u, p.m - 1u) * p.a_k4;
+    let am3 = min(m0 + 3u, p.m - 1u) * p.a_k4;
+    let am4 = min(m0 + 4u, p.m - 1u) * p.a_k4;
+    let am5 = min(m0 + 5u, p.m - 1u) * p.a_k4;
+    let am6 = min(m0 + 6u, p.m - 1u) * p.a_k4;
+    let am7 = min(m0 + 7u, p.m - 1u) * p.a_k4;
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -96,7 +109,7 @@ fn f32_gemm_nt4(
     var c5 = vec4<f32>(0.0);
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k4; kk++) {
+    for (var kk = 0u; kk < p.kc4; kk++) {
         let b0 = b[bn0 + kk];
         let b1 = b[bn1 + kk];
         let b2 = b[bn2 + kk];
@@ -116,6 +129,71 @@ fn f32_gemm_nt4(
         let a6 = a[am6 + kk];
         c6 += vec4<f32>(dot(a6, b0), dot(a6, b1), dot(a6, b2), dot(a6, b3));
         let a7 = a[am7 + kk];
+        c7 += vec4<f32>(dot(a7, b0), dot(a7, b1), dot(a7, b2), dot(a7, b3));
+    }
+    store4(m0 + 0u, n0, c0);
+    store4(m0 + 1u, n0, c1);
+    store4(m0 + 2u, n0, c2);
+    store4(m0 + 3u, n0, c3);
+    store4(m0 + 4u, n0, c4);
+    store4(m0 + 5u, n0, c5);
+    store4(m0 + 6u, n0, c6);
+    store4(m0 + 7u, n0, c7);
+}
+
+// 8 rows x 4 columns, a's rows from the uniform window.
+@compute @workgroup_size(WG)
+fn f32_gemm_nt4u(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.groups) {
+        return;
+    }
+    let m0 = (g / p.groups_x) * 8u;
+    let n0 = (g % p.groups_x) * WG * 4u + lid;
+    let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.k4 + p.k0;
+    let bn1 = min(n0 + 1u * WG, p.n - 1u) * p.k4 + p.k0;
+    let bn2 = min(n0 + 2u * WG, p.n - 1u) * p.k4 + p.k0;
+    let bn3 = min(n0 + 3u * WG, p.n - 1u) * p.k4 + p.k0;
+    let am0 = min(m0 + 0u, p.m - 1u) * p.a_k4;
+    let am1 = min(m0 + 1u, p.m - 1u) * p.a_k4;
+    let am2 = min(m0 + 2u, p.m - 1u) * p.a_k4;
+    let am3 = min(m0 + 3u, p.m - 1u) * p.a_k4;
+    let am4 = min(m0 + 4u, p.m - 1u) * p.a_k4;
+    let am5 = min(m0 + 5u, p.m - 1u) * p.a_k4;
+    let am6 = min(m0 + 6u, p.m - 1u) * p.a_k4;
+    let am7 = min(m0 + 7u, p.m - 1u) * p.a_k4;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.kc4; kk++) {
+        let b0 = b[bn0 + kk];
+        let b1 = b[bn1 + kk];
+        let b2 = b[bn2 + kk];
+        let b3 = b[bn3 + kk];
+        let a0 = ua[am0 + kk];
+        c0 += vec4<f32>(dot(a0, b0), dot(a0, b1), dot(a0, b2), dot(a0, b3));
+        let a1 = ua[am1 + kk];
+        c1 += vec4<f32>(dot(a1, b0), dot(a1, b1), dot(a1, b2), dot(a1, b3));
+        let a2 = ua[am2 + kk];
+        c2 += vec4<f32>(dot(a2, b0), dot(a2, b1), dot(a2, b2), dot(a2, b3));
+        let a3 = ua[am3 + kk];
+        c3 += vec4<f32>(dot(a3, b0), dot(a3, b1), dot(a3, b2), dot(a3, b3));
+        let a4 = ua[am4 + kk];
+        c4 += vec4<f32>(dot(a4, b0), dot(a4, b1), dot(a4, b2), dot(a4, b3));
+        let a5 = ua[am5 + kk];
+        c5 += vec4<f32>(dot(a5, b0), dot(a5, b1), dot(a5, b2), dot(a5, b3));
+        let a6 = ua[am6 + kk];
+        c6 += vec4<f32>(dot(a6, b0), dot(a6, b1), dot(a6, b2), dot(a6, b3));
+        let a7 = ua[am7 + kk];
         c7 += vec4<f32>(dot(a7, b0), dot(a7, b1), dot(a7, b2), dot(a7, b3));
     }
     store4(m0 + 0u, n0, c0);

@@ -1,18 +1,20 @@
-// Strided copy into a zero-padded row-major matrix: transposes and pads
-// GEMM operands into the K-contiguous layout the vec4 kernel reads.
+// Strided copy into zero-padded row-major blocks: transposes and pads GEMM
+// operands into the K-contiguous layout the vec4 kernels read.
 //
 // x:   f32, element (r, k) at x[r * s_r + k * s_k]
-// out: f32 [rows, kp]; out[r, k] = x(r, k) for k < cols, 0 for cols <= k < kp.
+// out: f32 [total / (rows_pad * kc), rows_pad, kc]: block j, row r, column
+//      kk holds x(r, j * kc + kk), or 0 where r >= rows or j * kc + kk >= cols.
+//      One block with kc = kp is the plain [rows, kp] layout.
 
 struct Params {
     rows: u32,
     cols: u32,
-    kp: u32,
     s_r: u32,
     s_k: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    rows_pad: u32,
+    kc: u32,
+    total: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -28,13 +30,14 @@ fn relayout(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (i >= p.rows * p.kp) {
+    if (i >= p.total) {
         return;
     }
-    let r = i / p.kp;
-    let k = i % p.kp;
+    let block = p.rows_pad * p.kc;
+    let r = (i % block) / p.kc;
+    let k = (i / block) * p.kc + i % p.kc;
     var v = 0.0;
-    if (k < p.cols) {
+    if (r < p.rows && k < p.cols) {
         v = x[r * p.s_r + k * p.s_k];
     }
     out[i] = v;

@@ -55,13 +55,14 @@ pub struct GemmBench {
 const XNOR_BOUND: Kernel = kernel!(
     "bench/xnor_bound.wgsl",
     "xnor_r16_bound",
-    [Read, Read, ReadWrite]
+    [Read, Read, ReadWrite, Uniform]
 );
 
 /// The variants of [`XNOR_BOUND`]: MODE bits 1 = no loads of b, 2 = no
 /// popcount, 4 = no loads of a.
-const BOUND_MODES: [(u32, &str); 6] = [
+const BOUND_MODES: [(u32, &str); 7] = [
     (0, "as GEMM"),
+    (8, "a from uniform"),
     (1, "no b loads"),
     (2, "no popcount"),
     (4, "no a loads"),
@@ -84,6 +85,7 @@ fn xnor_bound(
     let (gx, gy) = (n.div_ceil(4 * wg) as u32, m.div_ceil(16) as u32);
     let groups = gx as u64 * gy as u64;
     let out = Tensor::empty(gpu, &[m, n], DType::U32)?;
+    let ua = Tensor::from_u32(gpu, &[16384], &vec![0x5555_5555; 16384])?;
     let params = crate::ops::gemm::XnorParams {
         m: m as u32,
         n: n as u32,
@@ -101,7 +103,7 @@ fn xnor_bound(
                 &XNOR_BOUND,
                 &[("WG", wg as f64), ("MODE", mode as f64)],
                 &params,
-                &[a.binding(), b.binding(), out.binding()],
+                &[a.binding(), b.binding(), out.binding(), ua.binding()],
                 gpu.grid(groups),
             );
             Ok(())
@@ -323,7 +325,7 @@ impl GemmBench {
             s += &format!(" {}={:.2}ms", v.variant, v.ms);
         }
         s.push('\n');
-        if let [full, no_b, no_pop, no_a, no_loads, bare] = &self.xnor_bound[..] {
+        if let [full, a_uniform, no_b, no_pop, no_a, no_loads, bare] = &self.xnor_bound[..] {
             s += "  what the 16-row XNOR loop's time is made of (one run, same grid):";
             for v in &self.xnor_bound {
                 s += &format!(" {}={:.2}ms", v.variant, v.ms);
@@ -336,6 +338,10 @@ impl GemmBench {
                 share(no_loads),
                 share(no_pop),
                 100.0 * bare.ms / full.ms
+            );
+            s += &format!(
+                "    reading a from a uniform buffer instead of storage: {:.2}x the speed\n",
+                full.ms / a_uniform.ms
             );
         }
         s

@@ -57,10 +57,11 @@ pub enum GpuError {
 /// Bytes of parameters one batch can hold before it is submitted.
 const ARENA_BYTES: u64 = 256 * 1024;
 
-/// One storage binding: a buffer range starting at 0.
+/// One buffer binding: `size` bytes of `buffer` from `offset`.
 #[derive(Clone, Copy)]
 pub struct Binding<'a> {
     pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
     pub size: u64,
 }
 
@@ -135,7 +136,7 @@ impl Gpu {
     pub fn open(adapter: wgpu::Adapter) -> Result<Arc<Gpu>, GpuError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("bitprop"),
@@ -200,6 +201,12 @@ impl Gpu {
 
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Whether kernels may use subgroup operations on subgroups of at least
+    /// `lanes` invocations.
+    pub fn has_subgroups(&self, lanes: u32) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size >= lanes
     }
 
     /// Dispatches recorded since the device was opened.
@@ -286,7 +293,7 @@ impl Gpu {
                 binding: i as u32 + 1,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: b.buffer,
-                    offset: 0,
+                    offset: b.offset,
                     size: wgpu::BufferSize::new(b.size.max(4).next_multiple_of(4)),
                 }),
             });

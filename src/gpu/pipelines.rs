@@ -44,7 +44,7 @@ impl PipelineCache {
                 })
                 .clone()
         };
-        // Binding 0 is the kernel's uniform parameters; 1.. are storage buffers in order.
+        // Binding 0 is the kernel's uniform parameters; 1.. are the kernel's buffers in order.
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -60,8 +60,11 @@ impl PipelineCache {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: *access == Access::Read,
+                    ty: match access {
+                        Access::Uniform => wgpu::BufferBindingType::Uniform,
+                        _ => wgpu::BufferBindingType::Storage {
+                            read_only: *access == Access::Read,
+                        },
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,

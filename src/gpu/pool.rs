@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 /// Storage buffers every kernel can read, write and copy.
 const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::UNIFORM);
 
 pub struct BufferPool {
     device: wgpu::Device,

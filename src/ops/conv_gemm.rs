@@ -9,8 +9,9 @@ use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
 use super::conv::Conv2dGeom;
-use super::gemm::{Epilogue, OutLayout, nt4_gemm, relayout};
+use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout};
 use super::groups_for;
+use super::tune::GemmFamily;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -48,8 +49,14 @@ pub fn set_chunk_bytes(bytes: usize) {
     CHUNK_BYTES.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Lanes of the GEMM workgroups.
-const WG: u32 = 64;
+/// The nt4 GEMM the convolutions launch: the adapter's tuned f32 variant
+/// where it is an nt4 one, else 64-lane nt4.
+fn gemm_variant(gpu: &Gpu) -> Result<GemmVariant, GpuError> {
+    Ok(match super::tune::gemm_variant(gpu, GemmFamily::F32)? {
+        v @ (GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. }) => v,
+        _ => GemmVariant::Nt4 { wg: 64 },
+    })
+}
 
 fn params(g: &Conv2dGeom, n0: usize, images: usize) -> LayoutParams {
     let k = g.c * g.kh * g.kw;
@@ -115,6 +122,7 @@ fn layout(
 /// written straight into NCHW.
 pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<Tensor, GpuError> {
     g.check();
+    let variant = gemm_variant(gpu)?;
     let k = g.c * g.kh * g.kw;
     let kp = k.next_multiple_of(4);
     let plane = g.out_h() * g.out_w();
@@ -136,8 +144,8 @@ pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<T
             Epilogue::default(),
             &y,
             out,
-            WG,
-        );
+            variant,
+        )?;
     }
     Ok(y)
 }
@@ -151,6 +159,7 @@ pub fn conv2d_backward_weights_gemm(
     g: Conv2dGeom,
 ) -> Result<Tensor, GpuError> {
     g.check();
+    let variant = gemm_variant(gpu)?;
     let k = g.c * g.kh * g.kw;
     let dw = Tensor::empty(gpu, &g.weight_shape(), DType::F32)?;
     for (i, (n0, images)) in chunks(gpu, &g).into_iter().enumerate() {
@@ -173,8 +182,8 @@ pub fn conv2d_backward_weights_gemm(
                 plane: k,
                 offset: 0,
             },
-            WG,
-        );
+            variant,
+        )?;
     }
     Ok(dw)
 }
@@ -188,6 +197,7 @@ pub fn conv2d_backward_data_gemm(
     g: Conv2dGeom,
 ) -> Result<Tensor, GpuError> {
     g.check();
+    let variant = gemm_variant(gpu)?;
     let k = g.c * g.kh * g.kw;
     let op = g.o.next_multiple_of(4);
     let plane = g.out_h() * g.out_w();
@@ -210,8 +220,8 @@ pub fn conv2d_backward_data_gemm(
                 plane: k,
                 offset: 0,
             },
-            WG,
-        );
+            variant,
+        )?;
         let per_image = g.c * g.h * g.w;
         gpu.launch(
             &COL2IM,

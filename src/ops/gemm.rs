@@ -18,6 +18,13 @@ pub enum GemmVariant {
     /// f32 only: both operands relaid out K-contiguous (padded to a multiple
     /// of 4) and read as vec4, 8 rows x 4 columns per lane, `wg` lanes.
     Nt4 { wg: u32 },
+    /// f32 only: [`GemmVariant::Nt4`] reading the rows of `a` (the same for
+    /// every lane) from 64 KiB uniform windows, one launch per window.
+    Nt4u { wg: u32 },
+    /// f32 only: [`GemmVariant::Nt4`] where each lane of a subgroup loads
+    /// one vec4 of a row of `a` and subgroup broadcasts share them (adapters
+    /// with subgroups of at least 8 lanes; elsewhere it runs as nt4).
+    Nt4s { wg: u32 },
 }
 
 impl GemmVariant {
@@ -26,6 +33,8 @@ impl GemmVariant {
             GemmVariant::Tiled => "tiled64".to_string(),
             GemmVariant::Vec4 { wg, rm } => format!("vec4r{rm}/wg{wg}"),
             GemmVariant::Nt4 { wg } => format!("nt4/wg{wg}"),
+            GemmVariant::Nt4u { wg } => format!("nt4u/wg{wg}"),
+            GemmVariant::Nt4s { wg } => format!("nt4s/wg{wg}"),
         }
     }
 
@@ -64,14 +73,19 @@ impl GemmVariant {
                 n.div_ceil(4 * wg as usize) as u32,
                 m.div_ceil(rm as usize) as u32,
             ),
-            GemmVariant::Nt4 { wg } => (n.div_ceil(4 * wg as usize) as u32, m.div_ceil(8) as u32),
+            GemmVariant::Nt4 { wg } | GemmVariant::Nt4u { wg } | GemmVariant::Nt4s { wg } => {
+                (n.div_ceil(4 * wg as usize) as u32, m.div_ceil(8) as u32)
+            }
         }
     }
 
     fn constants(&self) -> Vec<(&'static str, f64)> {
         match *self {
             GemmVariant::Tiled => vec![],
-            GemmVariant::Vec4 { wg, .. } | GemmVariant::Nt4 { wg } => vec![("WG", wg as f64)],
+            GemmVariant::Vec4 { wg, .. }
+            | GemmVariant::Nt4 { wg }
+            | GemmVariant::Nt4u { wg }
+            | GemmVariant::Nt4s { wg } => vec![("WG", wg as f64)],
         }
     }
 }
@@ -183,7 +197,9 @@ fn packed_gemm(
             panic!("xnor_gemm: the tiled variant needs row-major b")
         }
         (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
-        (GemmVariant::Nt4 { .. }, _) => panic!("xnor_gemm has no nt4 variant"),
+        (GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. }, _) => {
+            panic!("xnor_gemm has no nt4 variant")
+        }
         (GemmVariant::Vec4 { .. }, BitLayout::RowMajor) => {
             panic!("xnor_gemm: the vec4 variant needs word-major b")
         }
@@ -426,13 +442,12 @@ pub fn f32_gemm(
             Tensor::empty(gpu, &[m, n], DType::F32)?
         }
     };
-    if let GemmVariant::Nt4 { .. } = variant {
-        return f32_gemm_nt4(gpu, a, ta, b, tb, epilogue, c, variant, [m, n, k]);
-    }
     let (kernel, (gx, gy)) = match variant {
         GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
         GemmVariant::Vec4 { .. } => panic!("f32_gemm has no vec4 variant: use nt4"),
-        GemmVariant::Nt4 { .. } => unreachable!(),
+        GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. } => {
+            return f32_gemm_nt4(gpu, a, ta, b, tb, epilogue, c, variant, [m, n, k]);
+        }
     };
     let groups = gx as u64 * gy as u64;
     let params = F32Params {
@@ -478,7 +493,12 @@ struct Nt4Params {
     groups: u32,
     plane: u32,
     c_offset: u32,
-    _pad: [u32; 2],
+    kc4: u32,
+    k0: u32,
+    m_base: u32,
+    m_total: u32,
+    a_k4: u32,
+    _pad: u32,
 }
 
 #[repr(C)]
@@ -486,16 +506,29 @@ struct Nt4Params {
 struct RelayoutParams {
     rows: u32,
     cols: u32,
-    kp: u32,
     s_r: u32,
     s_k: u32,
-    _pad: [u32; 3],
+    rows_pad: u32,
+    kc: u32,
+    total: u32,
+    _pad: u32,
 }
 
 const F32_NT4: Kernel = kernel!(
     "gemm/f32_gemm_nt4.wgsl",
     "f32_gemm_nt4",
     [Read, Read, Read, Read, ReadWrite]
+);
+const F32_NT4S: Kernel = kernel!(
+    ["gemm/f32_gemm_nt4.wgsl", "gemm/f32_gemm_nt4s.wgsl"],
+    "f32_gemm_nt4s",
+    [Read, Read, Read, Read, ReadWrite]
+);
+// Binding 1 (the storage `a`) is unused by this entry point: a is `ua`.
+const F32_NT4U: Kernel = kernel!(
+    "gemm/f32_gemm_nt4.wgsl",
+    "f32_gemm_nt4u",
+    [Read, Read, Read, Read, ReadWrite, Uniform]
 );
 const RELAYOUT: Kernel = kernel!("gemm/relayout.wgsl", "relayout", [Read, ReadWrite]);
 
@@ -510,21 +543,46 @@ pub fn relayout(
     s_r: usize,
     s_k: usize,
 ) -> Result<Tensor, GpuError> {
-    let out = Tensor::empty(gpu, &[rows, kp], DType::F32)?;
+    relayout_blocked(gpu, x, [rows, cols], [s_r, s_k], rows, kp, 1, 0)
+}
+
+/// `x` viewed through strides `[s_r, s_k]` as `[rows, cols]`, copied to
+/// `chunks` blocks `[rows_pad, kc]`: block j holds columns `j*kc..(j+1)*kc`,
+/// zero past `rows` and `cols`; `slack` unwritten floats follow (room for a
+/// fixed-size uniform window that starts near the end).
+#[allow(clippy::too_many_arguments)]
+fn relayout_blocked(
+    gpu: &Gpu,
+    x: &Tensor,
+    [rows, cols]: [usize; 2],
+    [s_r, s_k]: [usize; 2],
+    rows_pad: usize,
+    kc: usize,
+    chunks: usize,
+    slack: usize,
+) -> Result<Tensor, GpuError> {
+    let total = chunks * rows_pad * kc;
+    let out = if slack == 0 {
+        Tensor::empty(gpu, &[rows_pad, chunks * kc], DType::F32)?
+    } else {
+        Tensor::empty(gpu, &[total + slack], DType::F32)?
+    };
     let params = RelayoutParams {
         rows: rows as u32,
         cols: cols as u32,
-        kp: kp as u32,
         s_r: s_r as u32,
         s_k: s_k as u32,
-        _pad: [0; 3],
+        rows_pad: rows_pad as u32,
+        kc: kc as u32,
+        total: total as u32,
+        _pad: 0,
     };
     gpu.launch(
         &RELAYOUT,
         &[("WG", 64.0)],
         &params,
         &[x.binding(), out.binding()],
-        super::groups_for(gpu, rows * kp, 64),
+        super::groups_for(gpu, total, 64),
     );
     Ok(out)
 }
@@ -544,45 +602,41 @@ fn f32_gemm_nt4(
     [m, n, k]: [usize; 3],
 ) -> Result<Tensor, GpuError> {
     let kp = k.next_multiple_of(4);
-    // Row m of op(A) and column j of op(B), both K-contiguous.
-    let a_rows = match (ta, kp == k) {
-        (Trans::N, true) => a.clone(),
-        (Trans::N, false) => relayout(gpu, a, m, k, kp, k, 1)?,
-        (Trans::T, _) => relayout(gpu, a, m, k, kp, 1, m)?,
+    // Row m of op(A) (a strided view; nt4_launch lays it out) and column j
+    // of op(B), K-contiguous.
+    let a_view = match ta {
+        Trans::N => StridedRows {
+            x: a,
+            cols: k,
+            s_r: k,
+            s_k: 1,
+        },
+        Trans::T => StridedRows {
+            x: a,
+            cols: k,
+            s_r: 1,
+            s_k: m,
+        },
     };
     let b_rows = match (tb, kp == k) {
         (Trans::T, true) => b.clone(),
         (Trans::T, false) => relayout(gpu, b, n, k, kp, k, 1)?,
         (Trans::N, _) => relayout(gpu, b, n, k, kp, 1, n)?,
     };
-    let (gx, gy) = variant.grid(m, n);
-    let groups = gx as u64 * gy as u64;
-    let params = Nt4Params {
-        m: m as u32,
-        n: n as u32,
-        k4: (kp / 4) as u32,
-        has_scale: epilogue.scale.is_some() as u32,
-        has_bias: epilogue.bias.is_some() as u32,
-        accumulate: epilogue.accumulate as u32,
-        groups_x: gx,
-        groups: groups as u32,
-        plane: n as u32,
-        c_offset: 0,
-        _pad: [0; 2],
+    let layout = OutLayout {
+        plane: n,
+        offset: 0,
     };
-    gpu.launch(
-        &F32_NT4,
-        &variant.constants(),
-        &params,
-        &[
-            a_rows.binding(),
-            b_rows.binding(),
-            epilogue.scale.map_or(unused(a), |t| t.binding()),
-            epilogue.bias.map_or(unused(a), |t| t.binding()),
-            c.binding(),
-        ],
-        gpu.grid(groups),
-    );
+    nt4_launch(
+        gpu,
+        a_view,
+        &b_rows,
+        [m, n, kp],
+        epilogue,
+        &c,
+        layout,
+        variant,
+    )?;
     Ok(c)
 }
 
@@ -596,7 +650,8 @@ pub struct OutLayout {
 
 /// `c = a b^T` on operands already K-contiguous and padded: `a` is
 /// `[m, kp]`, `b` is `[n, kp]` (kp a multiple of 4), written into `c` at
-/// `layout` (see [`OutLayout`]). The building block of the GEMM-based convolutions.
+/// `layout` (see [`OutLayout`]). The building block of the GEMM-based
+/// convolutions; `variant` is [`GemmVariant::Nt4`] or [`GemmVariant::Nt4u`].
 #[allow(clippy::too_many_arguments)]
 pub fn nt4_gemm(
     gpu: &Gpu,
@@ -606,42 +661,147 @@ pub fn nt4_gemm(
     epilogue: Epilogue,
     c: &Tensor,
     layout: OutLayout,
-    wg: u32,
-) {
+    variant: GemmVariant,
+) -> Result<(), GpuError> {
     assert_eq!(kp % 4, 0, "nt4_gemm: kp = {kp} is not a multiple of 4");
     assert!(
         a.numel() >= m * kp && b.numel() >= n * kp,
         "nt4_gemm: operands {a:?} {b:?} smaller than [{m}, {kp}] and [{n}, {kp}]"
     );
-    let variant = GemmVariant::Nt4 { wg };
-    let (gx, gy) = variant.grid(m, n);
-    let groups = gx as u64 * gy as u64;
-    let params = Nt4Params {
-        m: m as u32,
-        n: n as u32,
-        k4: (kp / 4) as u32,
-        has_scale: epilogue.scale.is_some() as u32,
-        has_bias: epilogue.bias.is_some() as u32,
-        accumulate: epilogue.accumulate as u32,
-        groups_x: gx,
-        groups: groups as u32,
-        plane: layout.plane as u32,
-        c_offset: layout.offset as u32,
-        _pad: [0; 2],
+    let a_view = StridedRows {
+        x: a,
+        cols: kp,
+        s_r: kp,
+        s_k: 1,
     };
-    gpu.launch(
-        &F32_NT4,
-        &variant.constants(),
-        &params,
-        &[
-            a.binding(),
-            b.binding(),
-            epilogue.scale.map_or(unused(a), |t| t.binding()),
-            epilogue.bias.map_or(unused(a), |t| t.binding()),
-            c.binding(),
-        ],
-        gpu.grid(groups),
-    );
+    nt4_launch(gpu, a_view, b, [m, n, kp], epilogue, c, layout, variant)
+}
+
+/// The rows of an nt4 GEMM's `a`: `x` seen as `[m, cols]` through strides.
+#[derive(Clone, Copy)]
+struct StridedRows<'a> {
+    x: &'a Tensor,
+    cols: usize,
+    s_r: usize,
+    s_k: usize,
+}
+
+/// vec4s in the uniform window `ua` of `f32_gemm_nt4u` (64 KiB).
+const WINDOW_VEC4: usize = 4096;
+
+/// How [`GemmVariant::Nt4u`] cuts `a` (`kp4` vec4s per row) into uniform
+/// windows: `(kc4, rows)`, the vec4 steps of a K chunk and the rows of a
+/// window; `None` where the adapter's uniform bindings cannot hold one.
+fn uniform_windows(gpu: &Gpu, kp4: usize) -> Option<(usize, usize)> {
+    let limits = &gpu.limits;
+    if (limits.max_uniform_buffer_binding_size as usize) < WINDOW_VEC4 * 16 {
+        return None;
+    }
+    let align = limits.min_uniform_buffer_offset_alignment as usize;
+    // Short rows: whole rows, as many as fit. Long rows: chunks of 512 k
+    // steps, 32 rows a window, summed launch by launch into c.
+    let kc4 = if kp4 <= WINDOW_VEC4 / 8 { kp4 } else { 128 };
+    let mut rows = WINDOW_VEC4 / kc4 / 8 * 8;
+    while rows >= 8 && !(rows * kc4 * 16).is_multiple_of(align) {
+        rows -= 8;
+    }
+    (rows >= 8).then_some((kc4, rows))
+}
+
+/// Launches the nt4 kernels of `c = a b^T`: one launch for
+/// [`GemmVariant::Nt4`], one per (K chunk, row window) for
+/// [`GemmVariant::Nt4u`].
+#[allow(clippy::too_many_arguments)]
+fn nt4_launch(
+    gpu: &Gpu,
+    a: StridedRows,
+    b: &Tensor,
+    [m, n, kp]: [usize; 3],
+    epilogue: Epilogue,
+    c: &Tensor,
+    layout: OutLayout,
+    variant: GemmVariant,
+) -> Result<(), GpuError> {
+    let k4 = kp / 4;
+    let wg = match variant {
+        GemmVariant::Nt4 { wg } | GemmVariant::Nt4u { wg } | GemmVariant::Nt4s { wg } => wg,
+        other => panic!("nt4_launch: {} is not an nt4 variant", other.name()),
+    };
+    let kernel = match variant {
+        GemmVariant::Nt4s { .. } if gpu.has_subgroups(8) => &F32_NT4S,
+        _ => &F32_NT4,
+    };
+    let base = |rows: usize| {
+        let gx = n.div_ceil(4 * wg as usize) as u32;
+        let groups = gx as u64 * rows.div_ceil(8) as u64;
+        let params = Nt4Params {
+            m: rows as u32,
+            n: n as u32,
+            k4: k4 as u32,
+            has_scale: epilogue.scale.is_some() as u32,
+            has_bias: epilogue.bias.is_some() as u32,
+            accumulate: epilogue.accumulate as u32,
+            groups_x: gx,
+            groups: groups as u32,
+            plane: layout.plane as u32,
+            c_offset: layout.offset as u32,
+            kc4: k4 as u32,
+            k0: 0,
+            m_base: 0,
+            m_total: m as u32,
+            a_k4: k4 as u32,
+            _pad: 0,
+        };
+        (params, gpu.grid(groups))
+    };
+    let scale = epilogue.scale.map_or(unused(b), |t| t.binding());
+    let bias = epilogue.bias.map_or(unused(b), |t| t.binding());
+    let windows = match variant {
+        GemmVariant::Nt4u { .. } => uniform_windows(gpu, k4),
+        _ => None,
+    };
+    let Some((kc4, rows)) = windows else {
+        let a_rows = if a.s_r == kp && a.s_k == 1 {
+            a.x.clone()
+        } else {
+            relayout(gpu, a.x, m, a.cols, kp, a.s_r, a.s_k)?
+        };
+        let (params, grid) = base(m);
+        let bindings = [a_rows.binding(), b.binding(), scale, bias, c.binding()];
+        gpu.launch(kernel, &[("WG", wg as f64)], &params, &bindings, grid);
+        return Ok(());
+    };
+    let chunks = k4.div_ceil(kc4);
+    let m_pad = m.next_multiple_of(rows);
+    let blocks = relayout_blocked(
+        gpu,
+        a.x,
+        [m, a.cols],
+        [a.s_r, a.s_k],
+        m_pad,
+        kc4 * 4,
+        chunks,
+        WINDOW_VEC4 * 4,
+    )?;
+    for j in 0..chunks {
+        for r0 in (0..m).step_by(rows) {
+            let (mut params, grid) = base(rows.min(m - r0));
+            params.kc4 = kc4.min(k4 - j * kc4) as u32;
+            params.a_k4 = kc4 as u32;
+            params.k0 = (j * kc4) as u32;
+            params.m_base = r0 as u32;
+            // Chunks after the first add to what the first wrote.
+            if j > 0 {
+                params.has_bias = 0;
+                params.accumulate = 1;
+            }
+            let offset = ((j * m_pad + r0) * kc4 * 16) as u64;
+            let window = blocks.window(offset, (WINDOW_VEC4 * 16) as u64);
+            let bindings = [b.binding(), b.binding(), scale, bias, c.binding(), window];
+            gpu.launch(&F32_NT4U, &[("WG", wg as f64)], &params, &bindings, grid);
+        }
+    }
+    Ok(())
 }
 
 /// CPU reference of [`f32_gemm`] (f64 accumulation).

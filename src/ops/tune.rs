@@ -37,6 +37,9 @@ fn cache_path() -> Option<PathBuf> {
     Some(base.join("bitprop").join("autotune.json"))
 }
 
+/// Part of the cache key: a choice made among older candidate lists is tuned again.
+const CANDIDATES_VERSION: &str = "candidates 2";
+
 type DiskCache = BTreeMap<String, BTreeMap<String, GemmVariant>>;
 
 fn read_disk() -> DiskCache {
@@ -78,7 +81,7 @@ pub fn gemm_variant(gpu: &Gpu, family: GemmFamily) -> Result<GemmVariant, GpuErr
     if let Some(v) = cached() {
         return Ok(v);
     }
-    let adapter = gpu.adapter_key();
+    let adapter = format!("{}|{CANDIDATES_VERSION}", gpu.adapter_key());
     let mut disk = read_disk();
     let variant = match disk.get(&adapter).and_then(|m| m.get(family.key())) {
         Some(v) => *v,
@@ -99,11 +102,17 @@ pub fn gemm_variant(gpu: &Gpu, family: GemmFamily) -> Result<GemmVariant, GpuErr
             best
         }
     };
+    set_variant(gpu, family, variant);
+    Ok(variant)
+}
+
+/// Makes `variant` this process's choice for `family` on `gpu`, in place of
+/// the tuned one (to compare variants, or to test each).
+pub fn set_variant(gpu: &Gpu, family: GemmFamily, variant: GemmVariant) {
     gpu.tuned.lock().unwrap().insert(
         family.key().into(),
         serde_json::to_string(&variant).expect("variant serializes"),
     );
-    Ok(variant)
 }
 
 /// Median wall milliseconds of `f` over `reps` runs after one warm-up,
@@ -186,6 +195,10 @@ pub fn time_candidates(
 /// f32 candidates: fewer, since each f32 run is slow on CPU adapters.
 pub fn f32_candidates() -> Vec<GemmVariant> {
     vec![
+        GemmVariant::Nt4s { wg: 64 },
+        GemmVariant::Nt4s { wg: 32 },
+        GemmVariant::Nt4u { wg: 64 },
+        GemmVariant::Nt4u { wg: 32 },
         GemmVariant::Nt4 { wg: 64 },
         GemmVariant::Nt4 { wg: 32 },
         GemmVariant::Tiled,
