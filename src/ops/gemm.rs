@@ -15,6 +15,10 @@ pub enum GemmVariant {
     /// XNOR only: `rm` rows x 4 columns held in vec4 registers (`rm` in 4, 8,
     /// 16), `wg` lanes, word-major `b`.
     Vec4 { wg: u32, rm: u32 },
+    /// XNOR only: [`GemmVariant::Vec4`] where each lane of a subgroup loads
+    /// one word of a row of `a` and subgroup broadcasts share them (adapters
+    /// with subgroups of at least 8 lanes; elsewhere it runs as vec4).
+    Vec4s { wg: u32, rm: u32 },
     /// f32 only: both operands relaid out K-contiguous (padded to a multiple
     /// of 4) and read as vec4, 8 rows x 4 columns per lane, `wg` lanes.
     Nt4 { wg: u32 },
@@ -32,6 +36,7 @@ impl GemmVariant {
         match self {
             GemmVariant::Tiled => "tiled64".to_string(),
             GemmVariant::Vec4 { wg, rm } => format!("vec4r{rm}/wg{wg}"),
+            GemmVariant::Vec4s { wg, rm } => format!("vec4sr{rm}/wg{wg}"),
             GemmVariant::Nt4 { wg } => format!("nt4/wg{wg}"),
             GemmVariant::Nt4u { wg } => format!("nt4u/wg{wg}"),
             GemmVariant::Nt4s { wg } => format!("nt4s/wg{wg}"),
@@ -53,6 +58,7 @@ impl GemmVariant {
         for rm in [4, 8, 16] {
             for wg in [32, 64] {
                 v.push(GemmVariant::Vec4 { wg, rm });
+                v.push(GemmVariant::Vec4s { wg, rm });
             }
         }
         v
@@ -61,7 +67,7 @@ impl GemmVariant {
     /// The packed layout of `b` the XNOR kernel of this variant reads.
     pub fn b_layout(&self) -> BitLayout {
         match self {
-            GemmVariant::Vec4 { .. } => BitLayout::WordMajor,
+            GemmVariant::Vec4 { .. } | GemmVariant::Vec4s { .. } => BitLayout::WordMajor,
             _ => BitLayout::RowMajor,
         }
     }
@@ -69,7 +75,7 @@ impl GemmVariant {
     fn grid(&self, m: usize, n: usize) -> (u32, u32) {
         match *self {
             GemmVariant::Tiled => (n.div_ceil(64) as u32, m.div_ceil(64) as u32),
-            GemmVariant::Vec4 { wg, rm } => (
+            GemmVariant::Vec4 { wg, rm } | GemmVariant::Vec4s { wg, rm } => (
                 n.div_ceil(4 * wg as usize) as u32,
                 m.div_ceil(rm as usize) as u32,
             ),
@@ -83,6 +89,7 @@ impl GemmVariant {
         match *self {
             GemmVariant::Tiled => vec![],
             GemmVariant::Vec4 { wg, .. }
+            | GemmVariant::Vec4s { wg, .. }
             | GemmVariant::Nt4 { wg }
             | GemmVariant::Nt4u { wg }
             | GemmVariant::Nt4s { wg } => vec![("WG", wg as f64)],
@@ -124,6 +131,23 @@ const XNOR_VEC4: [Kernel; 3] = [
 ];
 
 /// The unrolled entry point for a vec4 block of `rm` rows.
+const XNOR_VEC4S: [Kernel; 3] = [
+    kernel!(
+        ["gemm/xnor_gemm.wgsl", "gemm/xnor_gemm_s.wgsl"],
+        "xnor_gemm_cols_s_r4",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        ["gemm/xnor_gemm.wgsl", "gemm/xnor_gemm_s.wgsl"],
+        "xnor_gemm_cols_s_r8",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        ["gemm/xnor_gemm.wgsl", "gemm/xnor_gemm_s.wgsl"],
+        "xnor_gemm_cols_s_r16",
+        [Read, Read, Read, ReadWrite]
+    ),
+];
 fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
     match rm {
         4 => &family[0],
@@ -197,10 +221,14 @@ fn packed_gemm(
             panic!("xnor_gemm: the tiled variant needs row-major b")
         }
         (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
+        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) if gpu.has_subgroups(8) => {
+            vec4_kernel(&XNOR_VEC4S, rm)
+        }
+        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
         (GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. }, _) => {
             panic!("xnor_gemm has no nt4 variant")
         }
-        (GemmVariant::Vec4 { .. }, BitLayout::RowMajor) => {
+        (GemmVariant::Vec4 { .. } | GemmVariant::Vec4s { .. }, BitLayout::RowMajor) => {
             panic!("xnor_gemm: the vec4 variant needs word-major b")
         }
     };
@@ -444,7 +472,9 @@ pub fn f32_gemm(
     };
     let (kernel, (gx, gy)) = match variant {
         GemmVariant::Tiled => (&F32_TILED, variant.grid(m, n)),
-        GemmVariant::Vec4 { .. } => panic!("f32_gemm has no vec4 variant: use nt4"),
+        GemmVariant::Vec4 { .. } | GemmVariant::Vec4s { .. } => {
+            panic!("f32_gemm has no vec4 variant: use nt4")
+        }
         GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. } => {
             return f32_gemm_nt4(gpu, a, ta, b, tb, epilogue, c, variant, [m, n, k]);
         }
