@@ -141,7 +141,8 @@ fn f32_gemm_nt4(
     store4(m0 + 7u, n0, c7);
 }
 
-// 8 rows x 4 columns, a's rows from the uniform window.
+// 8 rows x 4 columns, four k steps per vec4 load.
+// a's rows from the uniform window.
 @compute @workgroup_size(WG)
 fn f32_gemm_nt4u(
     @builtin(workgroup_id) wid: vec3<u32>,
