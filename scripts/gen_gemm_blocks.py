@@ -117,6 +117,48 @@ def nt4_entry(rm=8, src="a", subgroups=False):
     return "\n".join(L)
 
 
+def sign_entry(rm=8, subgroups=False):
+    """f32 x packed signs: one word of bits per column serves 32 k steps
+    (8 vec4s of a); with subgroups lane l loads a's vec4 l of the word."""
+    name = "sign_gemm_s" if subgroups else "sign_gemm"
+    comment = [f"{rm} rows x 4 columns, one word of signs per column per 32 k steps."]
+    if subgroups:
+        comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
+    L = prologue(name, rm, comment, subgroups)
+    for j in range(4):
+        L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
+    for i in range(rm):
+        L.append(f"    let am{i} = min(m0 + {i}u, p.m - 1u) * p.a_k4;")
+    for i in range(rm):
+        L.append(f"    var c{i} = vec4<f32>(0.0);")
+    if subgroups:
+        L.append(f"    let lane = min(sid, {SG - 1}u);")
+    L.append("    for (var w = 0u; w < p.kw; w++) {")
+    for j in range(4):
+        L.append(f"        let w{j} = bits[bn{j} + w];")
+    if subgroups:
+        L.append("        let ks = kscale4(w * 32u + 4u * lane);")
+        for i in range(rm):
+            L.append(f"        let v{i} = a[am{i} + w * 8u + lane] * ks;")
+    for t in range(8):
+        for j in range(4):
+            L.append(f"        let s{j}_{t} = signs4(w{j}, {t}u);")
+        if not subgroups:
+            L.append(f"        let ks{t} = kscale4(w * 32u + {4 * t}u);")
+        for i in range(rm):
+            if subgroups:
+                L.append(f"        let a{i}_{t} = subgroupBroadcast(v{i}, {t}u);")
+            else:
+                L.append(f"        let a{i}_{t} = a[am{i} + w * 8u + {t}u] * ks{t};")
+            dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(4))
+            L.append(f"        c{i} += vec4<f32>({dots});")
+    L.append("    }")
+    for i in range(rm):
+        L.append(f"    store4(m0 + {i}u, n0, c{i});")
+    L.append("}")
+    return "\n".join(L)
+
+
 def appended(base, what):
     return (
         f"// Appended to {base} ({what})\n"
@@ -141,4 +183,9 @@ splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8), nt4_entry(8, src="ua")])
 (ROOT / "xnor_gemm_s.wgsl").write_text(
     appended("xnor_gemm.wgsl", "its Params, bindings, term4 and store4")
     + "\n\n".join(xnor_entry(rm, subgroups=True) for rm in RMS) + "\n"
+)
+splice(ROOT / "sign_gemm.wgsl", [sign_entry(8)])
+(ROOT / "sign_gemm_s.wgsl").write_text(
+    appended("sign_gemm.wgsl", "its Params, bindings, kscale4, signs4 and store4")
+    + sign_entry(8, subgroups=True) + "\n"
 )

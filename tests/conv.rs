@@ -335,7 +335,8 @@ fn conv_kernels_across_several_dispatch_rows() {
 #[test]
 fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
     use bitprop::ops::conv_gemm::{
-        conv2d_backward_data_gemm, conv2d_backward_weights_gemm, conv2d_gemm, set_chunk_bytes,
+        conv2d_backward_data_gemm, conv2d_backward_data_signs, conv2d_backward_weights_gemm,
+        conv2d_gemm, set_chunk_bytes,
     };
     use bitprop::ops::tune::{GemmFamily, f32_candidates, set_variant};
     let gpu = gpu();
@@ -358,6 +359,29 @@ fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
             let dx = conv2d_backward_data_gemm(&gpu, &gt, &wt, g).unwrap();
             let dw = conv2d_backward_weights_gemm(&gpu, &xt, &gt, g).unwrap();
             let what = format!("{g:?} {} chunk budget {chunk_bytes}", variant.name());
+            // Binary weights alpha_o * sign(W), read as packed signs.
+            let alpha: Vec<f32> = (0..g.o).map(|o| 0.5 + o as f32 * 0.25).collect();
+            let per_o = w.len() / g.o;
+            let wb: Vec<f32> = w
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if *v >= 0.0 {
+                        alpha[i / per_o]
+                    } else {
+                        -alpha[i / per_o]
+                    }
+                })
+                .collect();
+            let at = Tensor::from_f32(&gpu, &[g.o], &alpha).unwrap();
+            let dx_signs = conv2d_backward_data_signs(&gpu, &gt, &wt, &at, g).unwrap();
+            assert_close(
+                &format!("conv2d_backward_data_signs {what}"),
+                &dx_signs.to_f32(&gpu).unwrap(),
+                &conv2d_backward_data_cpu(&gy, &wb, g),
+                atol(g.o * g.taps()) * 3.0,
+                1e-5,
+            );
             assert_close(
                 &format!("conv2d_gemm {what}"),
                 &y.to_f32(&gpu).unwrap(),

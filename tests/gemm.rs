@@ -341,3 +341,32 @@ fn bench_gemm_json_has_its_keys() {
     assert!(timing == "timestamp" || timing == "wall", "{timing}");
     assert_eq!(v["xnor_bound"].as_array().unwrap().len(), 7, "{v}");
 }
+
+#[test]
+fn sign_gemm_matches_cpu_with_and_without_scale_and_transposed() {
+    use bitprop::ops::sign_gemm::{sign_gemm, sign_gemm_cpu};
+    let gpu = gpu();
+    let mut rng = Rng::new(9);
+    for &(m, n, k) in SIZES {
+        let a = rng.vec(m * k);
+        let s = signs_with_zeros(&mut rng, n * k);
+        let ks: Vec<f32> = rng.vec(k).iter().map(|v| v.abs() + 0.1).collect();
+        let st = Tensor::from_f32(&gpu, &[n, k], &s).unwrap();
+        let bits = pack_signs(&gpu, &st, n, k, 1, BitLayout::RowMajor).unwrap();
+        let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
+        let a_t: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+        let att = Tensor::from_f32(&gpu, &[k, m], &a_t).unwrap();
+        let kst = Tensor::from_f32(&gpu, &[k], &ks).unwrap();
+        let atol = 1e-5 * (k as f32).sqrt() * 4.0;
+        for scale in [false, true] {
+            let want = sign_gemm_cpu(&a, &s, scale.then_some(&ks[..]), [m, n, k]);
+            let kscale = scale.then_some(&kst);
+            let got = sign_gemm(&gpu, &at, [m, k, 1], &bits, kscale).unwrap();
+            let what = format!("sign gemm {m}x{n}x{k} scale {scale}");
+            assert_close(&what, &got.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+            let got = sign_gemm(&gpu, &att, [m, 1, m], &bits, kscale).unwrap();
+            let what = format!("{what} transposed a");
+            assert_close(&what, &got.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+        }
+    }
+}

@@ -31,9 +31,13 @@ pub struct MacCount {
     pub forward_binary: u64,
     /// Forward multiply-adds done in f32.
     pub forward_float: u64,
-    /// Backward multiply-adds (all f32): weight gradients, and input
+    /// Backward multiply-adds in f32 GEMMs: weight gradients, and input
     /// gradients where the input needs one.
     pub backward_float: u64,
+    /// Backward multiply-adds of f32 values by packed signs (a binary
+    /// layer's input gradient, and its weight gradient where its input
+    /// holds signs): additions, not float products.
+    pub backward_signs: u64,
 }
 
 /// Records a forward pass and replays it backwards.
@@ -79,6 +83,11 @@ impl Tape {
             self.macs.forward_float += macs;
         }
         self.macs.backward_float += macs * (input_grad as u64 + weight_grad as u64);
+    }
+
+    /// Counts backward multiply-adds that run on packed signs.
+    pub(crate) fn count_sign_macs(&mut self, macs: u64) {
+        self.macs.backward_signs += macs;
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {

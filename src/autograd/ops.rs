@@ -4,6 +4,7 @@ use crate::autograd::{Tape, Var};
 use crate::gpu::GpuError;
 use crate::ops::gemm::{Epilogue, Trans, and_gemm, f32_gemm, xnor_gemm};
 use crate::ops::pack::{BitLayout, pack_bits, pack_signs};
+use crate::ops::sign_gemm::sign_gemm;
 use crate::ops::tune::{GemmFamily, gemm_variant};
 use crate::ops::{act, channel, conv, conv_gemm, loss, norm, pool, reduce};
 use crate::tensor::Tensor;
@@ -77,8 +78,9 @@ fn weight_scale(
 /// Fully connected layer `y = x W_b^T` with binary weights
 /// `W_b = alpha_o * sign(W)`, `alpha_o = mean |W[o, :]|` (detached).
 /// The forward runs XNOR-popcount when `x` holds signs, a float GEMM with
-/// `W_b` otherwise. Backward: `dx = dy W_b`, `dW_b = dy^T x`, and the latent
-/// gradient `dW = dW_b * 1[|W| <= 1]`.
+/// `W_b` otherwise. Backward: `dx = dy W_b` and, where `x` holds signs,
+/// `dW_b = dy^T x` on packed signs ([`sign_gemm`]; f32 otherwise), and the
+/// latent gradient `dW = dW_b * 1[|W| <= 1]`.
 pub fn binary_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
     binary_linear_scaled(tape, x, w, WeightScale::Channel)
 }
@@ -104,9 +106,8 @@ pub fn binary_linear_scaled(
         wt.shape()
     );
     let alpha = weight_scale(&gpu, &wt, &scale)?;
-    let w_b = binarized(&gpu, &wt, &alpha)?;
-    let fv = gemm_variant(&gpu, GemmFamily::F32)?;
-    let y = if tape.is_signs(x) {
+    let x_signs = tape.is_signs(x);
+    let y = if x_signs {
         let variant = gemm_variant(&gpu, GemmFamily::Xnor)?;
         let layout = variant.b_layout();
         let xp = pack_signs(&gpu, &xt, batch, inp, 1, BitLayout::RowMajor)?;
@@ -119,6 +120,8 @@ pub fn binary_linear_scaled(
         let wp = pack_signs(&gpu, &wt, out, inp, 1, layout)?;
         and_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?
     } else {
+        let fv = gemm_variant(&gpu, GemmFamily::F32)?;
+        let w_b = binarized(&gpu, &wt, &alpha)?;
         f32_gemm(
             &gpu,
             &xt,
@@ -131,36 +134,43 @@ pub fn binary_linear_scaled(
         )?
     };
     let needs_dx = tape.needs_grad(x);
-    let binary_fwd = tape.is_signs(x) || tape.is_zero_one(x);
+    let binary_fwd = x_signs || tape.is_zero_one(x);
     let needs_dw = tape.needs_grad(w);
-    tape.count_macs((batch * inp * out) as u64, binary_fwd, needs_dx, needs_dw);
+    // The input gradient multiplies by W's signs; the weight gradient by
+    // x's where x holds signs: both run on packed signs.
+    let macs = (batch * inp * out) as u64;
+    tape.count_macs(macs, binary_fwd, false, needs_dw && !x_signs);
+    tape.count_sign_macs(macs * (needs_dx as u64 + (needs_dw && x_signs) as u64));
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
+            // dx = (dy alpha) sign(W), W's signs packed along the outputs.
+            let w_bits = pack_signs(gpu, &wt, 1, out, inp, BitLayout::RowMajor)?;
             grads.push((
                 x,
-                f32_gemm(
-                    gpu,
-                    dy,
-                    Trans::N,
-                    &w_b,
-                    Trans::N,
-                    Epilogue::default(),
-                    None,
-                    fv,
-                )?,
+                sign_gemm(gpu, dy, [batch, out, 1], &w_bits, Some(&alpha))?,
             ));
         }
-        let dwb = f32_gemm(
-            gpu,
-            dy,
-            Trans::T,
-            &xt,
-            Trans::N,
-            Epilogue::default(),
-            None,
-            fv,
-        )?;
+        if !needs_dw {
+            return Ok(grads);
+        }
+        let dwb = if x_signs {
+            // dW_b = dy^T sign(x), x's signs packed along the batch.
+            let x_bits = pack_signs(gpu, &xt, 1, batch, inp, BitLayout::RowMajor)?;
+            sign_gemm(gpu, dy, [out, 1, out], &x_bits, None)?
+        } else {
+            let fv = gemm_variant(gpu, GemmFamily::F32)?;
+            f32_gemm(
+                gpu,
+                dy,
+                Trans::T,
+                &xt,
+                Trans::N,
+                Epilogue::default(),
+                None,
+                fv,
+            )?
+        };
         grads.push((w, act::ste_sign_backward(gpu, &wt, &dwb)?));
         Ok(grads)
     }))
@@ -278,9 +288,8 @@ pub fn conv2d_scaled(
     let taps = geom.kh * geom.kw;
     let x_signs = tape.is_signs(x);
     let x_01 = tape.is_zero_one(x);
-    let (y, w_eff, alpha) = if let Some(scale) = &scale {
+    let (y, alpha) = if let Some(scale) = &scale {
         let alpha = weight_scale(&gpu, &wt, scale)?;
-        let w_b = binarized(&gpu, &wt, &alpha)?;
         let y = if x_01 {
             let xp = pack_bits(
                 &gpu,
@@ -305,32 +314,32 @@ pub fn conv2d_scaled(
             let wp = pack_signs(&gpu, &wt, geom.o, geom.c, taps, BitLayout::RowMajor)?;
             conv::binary_conv2d(&gpu, &xp, &wp, geom, Some(&alpha), conv::PadMode::Zero)?
         } else {
-            conv_gemm::conv2d_gemm(&gpu, &xt, &w_b, geom)?
+            conv_gemm::conv2d_gemm(&gpu, &xt, &binarized(&gpu, &wt, &alpha)?, geom)?
         };
-        (y, w_b, Some(alpha))
+        (y, Some(alpha))
     } else {
-        (
-            conv_gemm::conv2d_gemm(&gpu, &xt, &wt, geom)?,
-            wt.clone(),
-            None,
-        )
+        (conv_gemm::conv2d_gemm(&gpu, &xt, &wt, geom)?, None)
     };
     let needs_dx = tape.needs_grad(x);
-    let macs = geom.n * geom.out_h() * geom.out_w() * geom.o * geom.c * taps;
+    let macs = (geom.n * geom.out_h() * geom.out_w() * geom.o * geom.c * taps) as u64;
     let needs_dw = tape.needs_grad(w);
+    // Binary weights: the data gradient multiplies by their packed signs.
+    let dx_signs = needs_dx && binary_weights;
     tape.count_macs(
-        macs as u64,
+        macs,
         binary_weights && (x_signs || x_01),
-        needs_dx,
+        needs_dx && !dx_signs,
         needs_dw,
     );
+    tape.count_sign_macs(macs * dx_signs as u64);
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
-            grads.push((
-                x,
-                conv_gemm::conv2d_backward_data_gemm(gpu, dy, &w_eff, geom)?,
-            ));
+            let dx = match &alpha {
+                Some(a) => conv_gemm::conv2d_backward_data_signs(gpu, dy, &wt, a, geom)?,
+                None => conv_gemm::conv2d_backward_data_gemm(gpu, dy, &wt, geom)?,
+            };
+            grads.push((x, dx));
         }
         let dw = conv_gemm::conv2d_backward_weights_gemm(gpu, &xt, dy, geom)?;
         let dw = if alpha.is_some() {

@@ -40,6 +40,10 @@ pub struct GemmBench {
     pub f32_flops_per_s: f64,
     pub fma_peak_flops_per_s: f64,
     pub xnor_vs_f32: f64,
+    /// The f32 x packed-signs GEMM (a binary layer's backward) at this shape.
+    pub sign_gemm_ms: f64,
+    /// f32 GEMM time / f32 x signs GEMM time.
+    pub sign_vs_f32: f64,
     pub xnor_pct_of_peak: f64,
     pub f32_pct_of_peak: f64,
     pub device_vs_cpu: f64,
@@ -196,6 +200,12 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
         .map(drop)
     })?;
 
+    progress(&format!("f32 x signs GEMM x {reps}"));
+    let b_signs = pack_signs(gpu, &b, n, k, 1, BitLayout::RowMajor)?;
+    let sign_gemm_ms = device_ms(gpu, reps, || {
+        crate::ops::sign_gemm::sign_gemm(gpu, &a, [m, k, 1], &b_signs, None).map(drop)
+    })?;
+
     progress("XNOR bound analysis");
     let bp_words = pack_signs(gpu, &b, n, k, 1, BitLayout::WordMajor)?;
     let xnor_bound = xnor_bound(gpu, &ap.words, &bp_words.words, m, n, k, reps)?;
@@ -270,6 +280,8 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
         f32_flops_per_s,
         fma_peak_flops_per_s,
         xnor_vs_f32: f32_ms / xnor_ms,
+        sign_gemm_ms,
+        sign_vs_f32: f32_ms / sign_gemm_ms,
         xnor_pct_of_peak: 100.0 * xnor_ops_per_s / peak_ops_per_s,
         f32_pct_of_peak: 100.0 * f32_flops_per_s / fma_peak_flops_per_s,
         device_vs_cpu: cpu_xnor_ms / xnor_ms,
@@ -313,8 +325,12 @@ impl GemmBench {
             g(2.0 * self.m as f64 * self.n as f64 * self.k as f64 / (self.cpu_xnor_ms / 1e3))
         );
         s += &format!(
-            "  ratios: XNOR vs f32 {:.2}x   device vs CPU {:.2}x   round trip {:.3} ms\n",
-            self.xnor_vs_f32, self.device_vs_cpu, self.roundtrip_ms
+            "  f32 x signs ({:>14}) {:>10.3} ms  (a binary layer's backward: one operand read as packed signs)\n",
+            "sign_gemm", self.sign_gemm_ms
+        );
+        s += &format!(
+            "  ratios: XNOR vs f32 {:.2}x   f32 x signs vs f32 {:.2}x   device vs CPU {:.2}x   round trip {:.3} ms\n",
+            self.xnor_vs_f32, self.sign_vs_f32, self.device_vs_cpu, self.roundtrip_ms
         );
         s += "  variants (one run each): XNOR";
         for v in &self.xnor_variants {

@@ -289,7 +289,8 @@ pub fn compare_f32(
     let binary = hb.profile(gpu, steps, crate::ops::tune::median(&mut tb), profile_steps)?;
     let real = hf.profile(gpu, steps, crate::ops::tune::median(&mut tf), profile_steps)?;
     let macs = step_macs(gpu, hb.model.as_ref(), batch)?;
-    let all = (macs.forward_binary + macs.forward_float + macs.backward_float) as f64;
+    let all = (macs.forward_binary + macs.forward_float + macs.backward_float + macs.backward_signs)
+        as f64;
     let float = (macs.forward_float + macs.backward_float) as f64;
     let bound = all / float;
     let (t_bin, t_f32) = (binary.step_ms, real.step_ms);

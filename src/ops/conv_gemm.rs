@@ -11,6 +11,8 @@ use crate::tensor::{DType, Tensor};
 use super::conv::Conv2dGeom;
 use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout};
 use super::groups_for;
+use super::pack::{BitLayout, PackedBits, pack_signs};
+use super::sign_gemm::sign_gemm;
 use super::tune::GemmFamily;
 
 #[repr(C)]
@@ -196,32 +198,80 @@ pub fn conv2d_backward_data_gemm(
     w: &Tensor,
     g: Conv2dGeom,
 ) -> Result<Tensor, GpuError> {
+    backward_data(gpu, grad, g, BackwardWeights::Float(w))
+}
+
+/// [`conv2d_backward_data_gemm`] for binary weights `alpha_o * sign(W)`:
+/// the GEMM reads W's signs packed ([`sign_gemm`]) and scales by `alpha`.
+pub fn conv2d_backward_data_signs(
+    gpu: &Gpu,
+    grad: &Tensor,
+    w: &Tensor,
+    alpha: &Tensor,
+    g: Conv2dGeom,
+) -> Result<Tensor, GpuError> {
+    backward_data(gpu, grad, g, BackwardWeights::Signs(w, alpha))
+}
+
+/// The weights a data gradient multiplies by.
+#[derive(Clone, Copy)]
+enum BackwardWeights<'a> {
+    Float(&'a Tensor),
+    /// Latent weights and their per-output scale: `alpha_o * sign(W)`.
+    Signs(&'a Tensor, &'a Tensor),
+}
+
+fn backward_data(
+    gpu: &Gpu,
+    grad: &Tensor,
+    g: Conv2dGeom,
+    weights: BackwardWeights,
+) -> Result<Tensor, GpuError> {
     g.check();
-    let variant = gemm_variant(gpu)?;
     let k = g.c * g.kh * g.kw;
     let op = g.o.next_multiple_of(4);
     let plane = g.out_h() * g.out_w();
-    // W^T: row k holds W[:, k] over the output channels.
-    let w_t = relayout(gpu, w, k, g.o, op, 1, k)?;
+    let variant = gemm_variant(gpu)?;
+    // Row k of W^T (or of its signs) holds W[:, k] over the output channels.
+    enum Rows<'a> {
+        Float(Tensor),
+        Signs(PackedBits, &'a Tensor),
+    }
+    let w_t = match weights {
+        BackwardWeights::Float(w) => Rows::Float(relayout(gpu, w, k, g.o, op, 1, k)?),
+        BackwardWeights::Signs(w, alpha) => {
+            Rows::Signs(pack_signs(gpu, w, 1, g.o, k, BitLayout::RowMajor)?, alpha)
+        }
+    };
     let dx = Tensor::empty(gpu, &g.input_shape(), DType::F32)?;
     for (n0, images) in chunks(gpu, &g) {
         let p = params(&g, n0, images);
         let pixels = images * plane;
         let g_pixels = layout(gpu, &PIXEL_ROWS, grad, &p, &[pixels, op], pixels * op)?;
-        let colgrad = Tensor::empty(gpu, &[pixels, k], DType::F32)?;
-        nt4_gemm(
-            gpu,
-            &g_pixels,
-            &w_t,
-            [pixels, k, op],
-            Epilogue::default(),
-            &colgrad,
-            OutLayout {
-                plane: k,
-                offset: 0,
-            },
-            variant,
-        )?;
+        let colgrad = match &w_t {
+            Rows::Float(w_t) => {
+                let colgrad = Tensor::empty(gpu, &[pixels, k], DType::F32)?;
+                let out = OutLayout {
+                    plane: k,
+                    offset: 0,
+                };
+                let ep = Epilogue::default();
+                nt4_gemm(
+                    gpu,
+                    &g_pixels,
+                    w_t,
+                    [pixels, k, op],
+                    ep,
+                    &colgrad,
+                    out,
+                    variant,
+                )?;
+                colgrad
+            }
+            Rows::Signs(bits, alpha) => {
+                sign_gemm(gpu, &g_pixels, [pixels, op, 1], bits, Some(alpha))?
+            }
+        };
         let per_image = g.c * g.h * g.w;
         gpu.launch(
             &COL2IM,

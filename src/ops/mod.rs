@@ -14,6 +14,7 @@ pub mod pack;
 pub mod pool;
 pub mod recu;
 pub mod reduce;
+pub mod sign_gemm;
 pub mod tune;
 
 use crate::gpu::{Binding, Gpu};

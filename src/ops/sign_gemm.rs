@@ -1,0 +1,119 @@
+//! f32 x packed signs GEMM: the backward of a binary layer multiplies by
+//! its weights' signs (input gradient) or its inputs' signs (weight
+//! gradient); reading them as bits takes that operand's loads out of the
+//! GEMM's loop.
+
+use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::kernel;
+use crate::tensor::{DType, Tensor};
+
+use super::gemm::relayout;
+use super::pack::{BitLayout, PackedBits};
+use super::unused;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    kw: u32,
+    a_k4: u32,
+    has_kscale: u32,
+    groups_x: u32,
+    groups: u32,
+}
+
+const SIGN_GEMM: Kernel = kernel!(
+    "gemm/sign_gemm.wgsl",
+    "sign_gemm",
+    [Read, Read, Read, ReadWrite]
+);
+const SIGN_GEMM_S: Kernel = kernel!(
+    ["gemm/sign_gemm.wgsl", "gemm/sign_gemm_s.wgsl"],
+    "sign_gemm_s",
+    [Read, Read, Read, ReadWrite]
+);
+const WG: u32 = 64;
+
+/// `c[m, n] = sum_k a[m, k] kscale[k] s[n, k]` with `s` the signs packed
+/// in `bits` (row-major `[n, kw]`, +1 where a bit is set): `a` is `x` seen
+/// through strides `[s_r, s_k]` as `[m, bits.k]`.
+pub fn sign_gemm(
+    gpu: &Gpu,
+    x: &Tensor,
+    [m, s_r, s_k]: [usize; 3],
+    bits: &PackedBits,
+    kscale: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
+    assert_eq!(
+        bits.layout,
+        BitLayout::RowMajor,
+        "sign_gemm: bits must be row-major"
+    );
+    let (n, k, kw) = (bits.rows, bits.k, bits.kw());
+    if let Some(s) = kscale {
+        assert_eq!(s.numel(), k, "sign_gemm: kscale {s:?} for k = {k}");
+    }
+    // Rows zero-padded to whole words, so padding bits multiply 0.
+    let kp = kw * 32;
+    let a = if s_r == kp && s_k == 1 {
+        x.clone()
+    } else {
+        relayout(gpu, x, m, k, kp, s_r, s_k)?
+    };
+    let c = Tensor::empty(gpu, &[m, n], DType::F32)?;
+    let gx = n.div_ceil(4 * WG as usize) as u32;
+    let groups = gx as u64 * m.div_ceil(8) as u64;
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        kw: kw as u32,
+        a_k4: (kp / 4) as u32,
+        has_kscale: kscale.is_some() as u32,
+        groups_x: gx,
+        groups: groups as u32,
+    };
+    let kernel = if gpu.has_subgroups(8) {
+        &SIGN_GEMM_S
+    } else {
+        &SIGN_GEMM
+    };
+    gpu.launch(
+        kernel,
+        &[("WG", WG as f64)],
+        &params,
+        &[
+            a.binding(),
+            bits.words.binding(),
+            kscale.map_or(unused(&a), |t| t.binding()),
+            c.binding(),
+        ],
+        gpu.grid(groups),
+    );
+    Ok(c)
+}
+
+/// CPU reference of [`sign_gemm`]: `a` row-major `[m, k]`, `s` the sign
+/// matrix `[n, k]` as ±1 values, f64 sums.
+pub fn sign_gemm_cpu(
+    a: &[f32],
+    s: &[f32],
+    kscale: Option<&[f32]>,
+    [m, n, k]: [usize; 3],
+) -> Vec<f32> {
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let sum: f64 = (0..k)
+                .map(|t| {
+                    let sign = if s[j * k + t] >= 0.0 { 1.0 } else { -1.0 };
+                    a[i * k + t] as f64 * kscale.map_or(1.0, |ks| ks[t] as f64) * sign
+                })
+                .sum();
+            c[i * n + j] = sum as f32;
+        }
+    }
+    c
+}
