@@ -328,6 +328,8 @@ fn bench_gemm_json_has_its_keys() {
         "f32_flops_per_s",
         "fma_peak_flops_per_s",
         "xnor_vs_f32",
+        "sign_gemm_ms",
+        "sign_vs_f32",
         "xnor_pct_of_peak",
         "f32_pct_of_peak",
         "device_vs_cpu",

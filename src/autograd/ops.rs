@@ -30,6 +30,16 @@ fn binarized(gpu: &crate::gpu::Gpu, w: &Tensor, alpha: &Tensor) -> Result<Tensor
     channel::scaled_sign_rows(gpu, w, alpha)
 }
 
+/// A linear layer's weight gradient `dy^T x` (f32).
+pub(crate) fn linear_weight_grad(
+    gpu: &crate::gpu::Gpu,
+    dy: &Tensor,
+    x: &Tensor,
+) -> Result<Tensor, GpuError> {
+    let v = gemm_variant(gpu, GemmFamily::F32)?;
+    f32_gemm(gpu, dy, Trans::T, x, Trans::N, Epilogue::default(), None, v)
+}
+
 /// Where a binary layer's weight scale alpha comes from (always detached).
 #[derive(Clone, Debug)]
 pub enum WeightScale {
@@ -159,17 +169,7 @@ pub fn binary_linear_scaled(
             let x_bits = pack_signs(gpu, &xt, 1, batch, inp, BitLayout::RowMajor)?;
             sign_gemm(gpu, dy, [out, 1, out], &x_bits, None)?
         } else {
-            let fv = gemm_variant(gpu, GemmFamily::F32)?;
-            f32_gemm(
-                gpu,
-                dy,
-                Trans::T,
-                &xt,
-                Trans::N,
-                Epilogue::default(),
-                None,
-                fv,
-            )?
+            linear_weight_grad(gpu, dy, &xt)?
         };
         grads.push((w, act::ste_sign_backward(gpu, &wt, &dwb)?));
         Ok(grads)
@@ -216,19 +216,7 @@ pub fn linear(tape: &mut Tape, x: Var, w: Var, bias: Option<Var>) -> Result<Var,
                 )?,
             ));
         }
-        grads.push((
-            w,
-            f32_gemm(
-                gpu,
-                dy,
-                Trans::T,
-                &xt,
-                Trans::N,
-                Epilogue::default(),
-                None,
-                v,
-            )?,
-        ));
+        grads.push((w, linear_weight_grad(gpu, dy, &xt)?));
         if let Some(b) = bias {
             grads.push((b, reduce::reduce_channels(gpu, dy, reduce::Reduction::Sum)?));
         }

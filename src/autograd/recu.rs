@@ -84,17 +84,7 @@ pub fn sign_linear(tape: &mut Tape, x: Var, w: Var) -> Result<Var, GpuError> {
             )?;
             grads.push((x, dx));
         }
-        let dw = f32_gemm(
-            gpu,
-            dy,
-            Trans::T,
-            &xt,
-            Trans::N,
-            Epilogue::default(),
-            None,
-            fv,
-        )?;
-        grads.push((w, dw));
+        grads.push((w, super::ops::linear_weight_grad(gpu, dy, &xt)?));
         Ok(grads)
     }))
 }
