@@ -64,6 +64,15 @@ impl GemmVariant {
         v
     }
 
+    /// False for a subgroup variant on an adapter without subgroups, where
+    /// it would run as its plain twin: the autotune need not time it again.
+    pub fn runs_as_itself(&self, gpu: &Gpu) -> bool {
+        match self {
+            GemmVariant::Vec4s { .. } | GemmVariant::Nt4s { .. } => gpu.has_subgroups(8),
+            _ => true,
+        }
+    }
+
     /// The packed layout of `b` the XNOR kernel of this variant reads.
     pub fn b_layout(&self) -> BitLayout {
         match self {

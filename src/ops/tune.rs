@@ -160,7 +160,10 @@ pub fn time_candidates(
             let ap = pack_signs(gpu, &a, m, k, 1, BitLayout::RowMajor)?;
             let rows = pack_signs(gpu, &b, n, k, 1, BitLayout::RowMajor)?;
             let cols = pack_signs(gpu, &b, n, k, 1, BitLayout::WordMajor)?;
-            for v in GemmVariant::candidates() {
+            for v in GemmVariant::candidates()
+                .into_iter()
+                .filter(|v| v.runs_as_itself(gpu))
+            {
                 let bp = if v.b_layout() == BitLayout::RowMajor {
                     &rows
                 } else {
@@ -171,7 +174,10 @@ pub fn time_candidates(
             }
         }
         GemmFamily::F32 => {
-            for v in f32_candidates() {
+            for v in f32_candidates()
+                .into_iter()
+                .filter(|v| v.runs_as_itself(gpu))
+            {
                 let ms = median_wall_ms(gpu, reps, || {
                     f32_gemm(
                         gpu,
