@@ -13,6 +13,7 @@ use bitprop::nn::{ParamKind, build_model, build_model_with};
 use bitprop::optim::{DecayScope, Optimizer};
 use bitprop::train::config::{FirstBinarized, MethodKind};
 use bitprop::train::files::{checkpoint_metadata, save_model};
+use bitprop::train::rerun::{DirState, run_state};
 use bitprop::train::{TrainConfig, optimizer_config, train_step, train_with, upload};
 use common::{TempDir, fashion_mnist, gpu, small_fashion_mnist};
 
@@ -190,6 +191,7 @@ fn tiny_two_step_run_writes_both_steps_and_resumes_in_either_step() {
     cfg.first = FirstBinarized::Activations;
     let summary = train_with(gpu.clone(), &cfg, false, false).unwrap();
     assert_eq!(summary.epochs, 1, "step 2 trains the epochs after step 1");
+    assert_eq!(run_state(&cfg), DirState::Finished, "judged by both steps");
     for dir in [out.join("step1"), out.clone()] {
         for f in [
             "config.toml",
@@ -224,6 +226,7 @@ fn tiny_two_step_run_writes_both_steps_and_resumes_in_either_step() {
     // Resume after the end: step 2 from its resume state, step 1 untouched.
     let step1_metrics = std::fs::read(out.join("step1/metrics.jsonl")).unwrap();
     std::fs::remove_file(out.join("summary.json")).unwrap();
+    assert_eq!(run_state(&cfg), DirState::Interrupted, "killed in step 2");
     let mut again = top.clone();
     again.out = out.clone();
     train_with(gpu.clone(), &again, false, true).unwrap();
@@ -267,6 +270,7 @@ fn tiny_two_step_run_writes_both_steps_and_resumes_in_either_step() {
     let mut recipe_again = TrainConfig::from_toml_file(&out.join("config.toml")).unwrap();
     recipe_again.out = out.clone();
     assert_eq!(recipe_again.adambnn_step, 0);
+    assert_eq!(run_state(&cfg), DirState::Interrupted, "killed in step 1");
     train_with(gpu.clone(), &recipe_again, false, true).unwrap();
     assert!(out.join("step1/summary.json").exists());
     assert_eq!(
@@ -275,6 +279,10 @@ fn tiny_two_step_run_writes_both_steps_and_resumes_in_either_step() {
         "step 1 was complete in its resume state: nothing retrained"
     );
     assert_eq!(strip(json_lines(&out.join("metrics.jsonl"))), step2_metrics);
+    assert_eq!(run_state(&cfg), DirState::Finished);
+    let mut other = cfg.clone();
+    other.step1_weight_decay *= 2.0;
+    assert_eq!(run_state(&other), DirState::Fresh, "another recipe");
 }
 
 /// Each step's rules, epochs and decay, and the recipe's checks.

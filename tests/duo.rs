@@ -409,7 +409,7 @@ fn two_stage_run_writes_both_stages_and_rebuilds_from_checkpoints() {
         out: dir.clone(),
         ..TrainConfig::default()
     };
-    let run = bitprop::methods::duo::train_binaryduo(gpu.clone(), &cfg, false).unwrap();
+    let run = bitprop::methods::duo::train_binaryduo(gpu.clone(), &cfg, false, false).unwrap();
     assert_eq!(run.coupled.epochs, 1);
     assert_eq!(run.finetuned.epochs, 1);
     // Decoupling keeps the predictions (a tie within an ulp of a threshold

@@ -19,6 +19,7 @@ use bitprop::data::{Batch, Batches};
 use bitprop::nn::{Ctx, Model, build_model};
 use bitprop::optim::{DecayScope, Optimizer, OptimizerConfig, OptimizerKind};
 use bitprop::train::files::{checkpoint_metadata, load_model, save_model};
+use bitprop::train::rerun::{DirState, run_state, train_or_continue};
 use bitprop::train::{TrainConfig, train, train_step, upload};
 use common::{TempDir, fashion_mnist, gpu, small_fashion_mnist};
 
@@ -393,4 +394,56 @@ fn cli_flags_override_the_config_file() {
     assert_eq!(used.data, data);
     assert_eq!(used.eval_batch, TrainConfig::default().eval_batch);
     assert_eq!(json_lines(&out_dir.join("metrics.jsonl")).len(), 1);
+}
+
+#[test]
+fn rerun_reads_a_finished_run_continues_a_killed_one_and_restarts_a_changed_one() {
+    let gpu = gpu();
+    let tmp = TempDir::new("rerun");
+    let cfg = TrainConfig {
+        model: "bmlp".into(),
+        epochs: 2,
+        batch: 64,
+        val: Some(0),
+        data: small_fashion_mnist(tmp.path(), 256, 64),
+        out: tmp.path().join("run"),
+        ..TrainConfig::default()
+    };
+    assert_eq!(run_state(&cfg), DirState::Fresh, "an empty directory");
+    let first = train_or_continue(gpu.clone(), &cfg, false).expect("training runs");
+    assert_eq!(run_state(&cfg), DirState::Finished);
+    let metrics = |c: &TrainConfig| {
+        std::fs::read_to_string(c.out.join("metrics.jsonl")).expect("metrics.jsonl")
+    };
+    let before = metrics(&cfg);
+    let last = cfg.out.join("last.safetensors");
+    let written = std::fs::metadata(&last).unwrap().modified().unwrap();
+
+    // Finished: read back, nothing trained or written again.
+    let read = train_or_continue(gpu.clone(), &cfg, false).expect("read back");
+    assert_eq!(read.final_test_acc, first.final_test_acc);
+    assert_eq!(metrics(&cfg), before);
+    assert_eq!(
+        std::fs::metadata(&last).unwrap().modified().unwrap(),
+        written
+    );
+
+    // Killed before its summary: continues from the resume state.
+    std::fs::remove_file(cfg.out.join("summary.json")).unwrap();
+    assert_eq!(run_state(&cfg), DirState::Interrupted);
+    let resumed = train_or_continue(gpu.clone(), &cfg, false).expect("continues");
+    assert_eq!(resumed.final_test_acc, first.final_test_acc);
+    assert_eq!(
+        metrics(&cfg),
+        before,
+        "the finished epochs are kept, not rerun"
+    );
+    assert_eq!(run_state(&cfg), DirState::Finished);
+
+    // Another configuration in the same directory starts over.
+    let changed = TrainConfig {
+        lr: cfg.lr * 0.5,
+        ..cfg.clone()
+    };
+    assert_eq!(run_state(&changed), DirState::Fresh);
 }

@@ -280,7 +280,7 @@ pub fn run(cli: &Cli, args: &TrainArgs) -> anyhow::Result<()> {
         && cfg.duo_decoupled_from.is_none()
         && args.resume.is_none();
     let summary = if two_stage {
-        crate::methods::duo::train_binaryduo(gpu, &cfg, show_progress)?.finetuned
+        crate::methods::duo::train_binaryduo(gpu, &cfg, show_progress, false)?.finetuned
     } else {
         crate::train::train_with(gpu, &cfg, show_progress, args.resume.is_some())?
     };

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::gpu::Gpu;
 use crate::nn::duo::{self, COUPLED};
 use crate::nn::{Binarization, Model, build_model_with};
+use crate::train::rerun::train_or_continue;
 use crate::train::{Evaluation, Summary, TrainConfig, evaluate, files, train_with};
 
 /// Stage 2's epochs: `--duo-finetune-epochs`, or a quarter of stage 1's (at least 1).
@@ -65,8 +66,22 @@ pub struct DuoRun {
     pub finetuned: Summary,
 }
 
-/// Runs both stages of `--method binaryduo` (see the module docs).
-pub fn train_binaryduo(gpu: Arc<Gpu>, cfg: &TrainConfig, show: bool) -> anyhow::Result<DuoRun> {
+/// Runs both stages of `--method binaryduo` (see the module docs). With
+/// `rerun`, a stage that finished in its directory before is read back and
+/// one killed part-way continues ([`train_or_continue`]), as reproductions do.
+pub fn train_binaryduo(
+    gpu: Arc<Gpu>,
+    cfg: &TrainConfig,
+    show: bool,
+    rerun: bool,
+) -> anyhow::Result<DuoRun> {
+    let stage = |c: &TrainConfig| {
+        if rerun {
+            train_or_continue(gpu.clone(), c, show)
+        } else {
+            train_with(gpu.clone(), c, show, false)
+        }
+    };
     cfg.validate()?;
     eprintln!("{}", duo::width_rule(&cfg.model));
     let mut c1 = cfg.clone();
@@ -76,7 +91,7 @@ pub fn train_binaryduo(gpu: Arc<Gpu>, cfg: &TrainConfig, show: bool) -> anyhow::
         c1.epochs,
         c1.out.display()
     );
-    let coupled = train_with(gpu.clone(), &c1, show, false)?;
+    let coupled = stage(&c1)?;
     let best = c1.out.join("best.safetensors");
     let (_, test) = crate::data::load_fashion_mnist(&cfg.data)?;
     let mut cm = build_model_with(&gpu, &cfg.model, 0, COUPLED)?;
@@ -108,7 +123,7 @@ pub fn train_binaryduo(gpu: Arc<Gpu>, cfg: &TrainConfig, show: bool) -> anyhow::
         c2.epochs,
         c2.out.display()
     );
-    let finetuned = train_with(gpu, &c2, show, false)?;
+    let finetuned = stage(&c2)?;
     Ok(DuoRun {
         coupled,
         decoupling,

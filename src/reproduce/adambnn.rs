@@ -12,7 +12,7 @@ use super::{RunResult, mean_std, plot_test_curves};
 use crate::gpu::Gpu;
 use crate::optim::OptimizerKind;
 use crate::train::config::{FirstBinarized, MethodKind};
-use crate::train::{EpochMetrics, TrainConfig, train};
+use crate::train::{EpochMetrics, TrainConfig};
 
 /// Sizes of a reproduction (stated in the report).
 #[derive(Clone, Debug)]
@@ -104,12 +104,7 @@ fn history(dir: &Path) -> anyhow::Result<Vec<EpochMetrics>> {
 /// Trains `cfg` and returns its whole history: for a two-step run, step 1's
 /// epochs then step 2's, numbered on.
 fn run(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<RunResult> {
-    eprintln!(
-        "reproduce: {label} seed {} -> {}",
-        cfg.seed,
-        cfg.out.display()
-    );
-    let summary = train(gpu.clone(), cfg, false)?;
+    let summary = super::train_logged(gpu, label, cfg)?;
     let mut all = Vec::new();
     if cfg.method == MethodKind::Adambnn && cfg.two_step {
         all = history(&cfg.out.join("step1"))?;

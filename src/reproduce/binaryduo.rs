@@ -105,7 +105,7 @@ pub fn reproduce(gpu: &Arc<Gpu>, plan: &Plan, out: &Path, data: &Path) -> anyhow
             ..base(seed, format!("binaryduo-s{seed}"))
         };
         eprintln!("reproduce: binaryduo seed {seed} -> {}", cfg.out.display());
-        let r = crate::methods::duo::train_binaryduo(gpu.clone(), &cfg, false)?;
+        let r = crate::methods::duo::train_binaryduo(gpu.clone(), &cfg, false, true)?;
         let hc = history(&cfg.out.join("coupled"))?;
         let hf = history(&cfg.out)?;
         mm_ternary.extend(mismatch(&hc, e1));

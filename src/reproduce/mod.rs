@@ -11,7 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::gpu::Gpu;
-use crate::train::{EpochMetrics, Summary, TrainConfig, train};
+use crate::train::rerun::{DirState, run_state, train_or_continue};
+use crate::train::{EpochMetrics, Summary, TrainConfig};
 
 /// One finished run.
 pub struct RunResult {
@@ -21,37 +22,28 @@ pub struct RunResult {
     pub history: Vec<EpochMetrics>,
 }
 
-/// Trains `cfg` into `dir` (quietly) and reads back its metrics. A run
-/// that already finished there with the same configuration is read, not
-/// trained again, so an interrupted reproduction continues where it stopped.
-pub fn run(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<RunResult> {
-    // The same configuration: parsed, so keys added to bitprop since (at
-    // their defaults) do not count as a difference.
-    let config_path = cfg.out.join("config.toml");
-    let finished = std::fs::read_to_string(&config_path)
-        .ok()
-        .and_then(|c| TrainConfig::from_toml_str(&c, &config_path).ok())
-        .is_some_and(|c| &c == cfg)
-        && cfg.out.join("summary.json").exists()
-        && std::fs::read_to_string(cfg.out.join("metrics.jsonl"))
-            .is_ok_and(|m| m.lines().count() == cfg.epochs);
+/// Says on stderr what runs, then trains, continues or reads `cfg` back
+/// ([`train_or_continue`]).
+pub fn train_logged(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<Summary> {
+    let state = run_state(cfg);
     eprintln!(
         "reproduce: {label} seed {} -> {}{}",
         cfg.seed,
         cfg.out.display(),
-        if finished {
-            " (finished before; read)"
-        } else {
-            ""
+        match state {
+            DirState::Finished => " (finished before; read)",
+            DirState::Interrupted => " (interrupted before; continuing)",
+            DirState::Fresh => "",
         }
     );
-    let summary = if finished {
-        let text = std::fs::read_to_string(cfg.out.join("summary.json"))?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.out.join("summary.json").display()))?
-    } else {
-        train(gpu.clone(), cfg, false)?
-    };
+    train_or_continue(gpu.clone(), cfg, false)
+}
+
+/// Trains `cfg` into `dir` (quietly) and reads back its metrics. A run
+/// that already finished there with the same configuration is read, not
+/// trained again, so an interrupted reproduction continues where it stopped.
+pub fn run(gpu: &Arc<Gpu>, label: &str, cfg: &TrainConfig) -> anyhow::Result<RunResult> {
+    let summary = train_logged(gpu, label, cfg)?;
     let text = std::fs::read_to_string(cfg.out.join("metrics.jsonl"))?;
     let history = text
         .lines()

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod files;
+pub mod rerun;
 mod resume;
 pub mod weight_metrics;
 
