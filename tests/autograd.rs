@@ -214,6 +214,42 @@ fn conv2d_backward_matches_the_cpu_references() {
             1e-4,
         );
     }
+    // Binary weights on an input of signs (the bcnn pattern: sign_ste ->
+    // binary conv): the forward runs XNOR and the weight gradient reads the
+    // input's im2col as packed bits.
+    let (y, r, grads) = run(
+        &[(&g.input_shape(), &x), (&g.weight_shape(), &w)],
+        |n| Rng::new(36).vec(n),
+        |t, v| {
+            let s = ops::sign_ste(t, v[0]).unwrap();
+            assert!(t.is_signs(s));
+            ops::conv2d(t, s, v[1], 1, 1, true).unwrap()
+        },
+    );
+    let (xs, wb) = (signs(&x), binarized(&w, g.o));
+    assert_close(
+        "conv y on signs",
+        &y,
+        &conv::conv2d_cpu(&xs, &wb, g, None),
+        TOL,
+        1e-4,
+    );
+    let dx = conv::conv2d_backward_data_cpu(&r, &wb, g);
+    assert_close(
+        "conv dx on signs",
+        &grads[0],
+        &act::ste_sign_backward_cpu(&x, &dx),
+        TOL,
+        1e-4,
+    );
+    let dw = conv::conv2d_backward_weights_cpu(&xs, &r, g);
+    assert_close(
+        "conv dW on signs",
+        &grads[1],
+        &act::ste_sign_backward_cpu(&w, &dw),
+        TOL,
+        1e-4,
+    );
 }
 
 #[test]

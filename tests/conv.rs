@@ -407,3 +407,35 @@ fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
     }
     set_chunk_bytes(48 << 20);
 }
+
+#[test]
+fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() {
+    use bitprop::ops::conv_gemm::{conv2d_backward_weights_signs, set_chunk_bytes};
+    let gpu = gpu();
+    let mut rng = Rng::new(17);
+    for chunk_bytes in [48 << 20, 1] {
+        set_chunk_bytes(chunk_bytes);
+        for g in geoms() {
+            // Signs as the sign activation writes them (+-1); the padding
+            // taps are zeros the bits cannot hold, taken out after the GEMM.
+            let x: Vec<f32> = rng
+                .vec(numel(g.input_shape()))
+                .iter()
+                .map(|v| if *v >= 0.0 { 1.0 } else { -1.0 })
+                .collect();
+            let gy = rng.vec(numel(g.output_shape()));
+            let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+            let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+            let dw = conv2d_backward_weights_signs(&gpu, &xt, &gt, g).unwrap();
+            assert_close(
+                &format!("conv2d_backward_weights_signs {g:?} chunk budget {chunk_bytes}"),
+                &dw.to_f32(&gpu).unwrap(),
+                &conv2d_backward_weights_cpu(&x, &gy, g),
+                // The padding correction subtracts sums as large as the result.
+                atol(g.n * g.out_h() * g.out_w()) * 4.0,
+                1e-5,
+            );
+        }
+    }
+    set_chunk_bytes(48 << 20);
+}

@@ -10,7 +10,7 @@
 // bits:   u32 [n, kw] row-major
 // kscale: f32 [k], read when has_kscale != 0: a binary layer's alpha, which
 //         scales its weights' signs along k
-// c:      f32 [m, n] row-major
+// c:      f32 [m, n] row-major; added to when accumulate != 0
 //
 // Each lane holds 8 rows x 4 columns (column j = n0 + lid + j * WG), as the
 // nt4 kernel does.
@@ -24,6 +24,10 @@ struct Params {
     has_kscale: u32,
     groups_x: u32,
     groups: u32,
+    accumulate: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -62,7 +66,11 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let n = n0 + j * WG;
         if (n < p.n) {
-            c[m * p.n + n] = acc[j];
+            if (p.accumulate != 0u) {
+                c[m * p.n + n] += acc[j];
+            } else {
+                c[m * p.n + n] = acc[j];
+            }
         }
     }
 }

@@ -311,15 +311,17 @@ pub fn conv2d_scaled(
     let needs_dx = tape.needs_grad(x);
     let macs = (geom.n * geom.out_h() * geom.out_w() * geom.o * geom.c * taps) as u64;
     let needs_dw = tape.needs_grad(w);
-    // Binary weights: the data gradient multiplies by their packed signs.
+    // Binary weights: the data gradient multiplies by their packed signs;
+    // an input of signs: the weight gradient multiplies by its packed im2col.
     let dx_signs = needs_dx && binary_weights;
+    let dw_signs = needs_dw && x_signs;
     tape.count_macs(
         macs,
         binary_weights && (x_signs || x_01),
         needs_dx && !dx_signs,
-        needs_dw,
+        needs_dw && !dw_signs,
     );
-    tape.count_sign_macs(macs * dx_signs as u64);
+    tape.count_sign_macs(macs * (dx_signs as u64 + dw_signs as u64));
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();
         if needs_dx {
@@ -329,7 +331,11 @@ pub fn conv2d_scaled(
             };
             grads.push((x, dx));
         }
-        let dw = conv_gemm::conv2d_backward_weights_gemm(gpu, &xt, dy, geom)?;
+        let dw = if x_signs {
+            conv_gemm::conv2d_backward_weights_signs(gpu, &xt, dy, geom)?
+        } else {
+            conv_gemm::conv2d_backward_weights_gemm(gpu, &xt, dy, geom)?
+        };
         let dw = if alpha.is_some() {
             act::ste_sign_backward(gpu, &wt, &dw)?
         } else {

@@ -12,7 +12,7 @@ use super::conv::Conv2dGeom;
 use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout};
 use super::groups_for;
 use super::pack::{BitLayout, PackedBits, pack_signs};
-use super::sign_gemm::sign_gemm;
+use super::sign_gemm::{sign_gemm, sign_gemm_into};
 use super::tune::GemmFamily;
 
 #[repr(C)]
@@ -36,11 +36,33 @@ struct LayoutParams {
     op: u32,
 }
 
-const IM2COL_ROWS: Kernel = kernel!("conv/im2col.wgsl", "im2col_rows", [Read, ReadWrite]);
-const IM2COL_COLS: Kernel = kernel!("conv/im2col.wgsl", "im2col_cols", [Read, ReadWrite]);
-const COL2IM: Kernel = kernel!("conv/im2col.wgsl", "col2im", [Read, ReadWrite]);
-const CHANNEL_ROWS: Kernel = kernel!("conv/im2col.wgsl", "channel_rows", [Read, ReadWrite]);
-const PIXEL_ROWS: Kernel = kernel!("conv/im2col.wgsl", "pixel_rows", [Read, ReadWrite]);
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PadCorrectParams {
+    o: u32,
+    k: u32,
+    taps: u32,
+    _pad: u32,
+}
+
+/// A layout kernel: the shared parameters and tap geometry, then `$file`.
+macro_rules! layout_kernel {
+    ($file:literal, $entry:literal) => {
+        kernel!(
+            ["conv/im2col_common.wgsl", $file],
+            $entry,
+            [Read, ReadWrite]
+        )
+    };
+}
+
+const IM2COL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "im2col_rows");
+const IM2COL_COLS: Kernel = layout_kernel!("conv/im2col.wgsl", "im2col_cols");
+const COL2IM: Kernel = layout_kernel!("conv/im2col.wgsl", "col2im");
+const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
+const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
+const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
+const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
 
 /// Bytes one chunk's largest temporary may take (changeable so tests can
 /// exercise several chunks on small sizes).
@@ -85,12 +107,15 @@ fn params(g: &Conv2dGeom, n0: usize, images: usize) -> LayoutParams {
 
 /// Image chunks `(n0, images)` whose im2col fits in [`CHUNK_BYTES`].
 fn chunks(gpu: &Gpu, g: &Conv2dGeom) -> Vec<(usize, usize)> {
-    let per_image = g.out_h()
-        * g.out_w()
-        * (g.c * g.kh * g.kw)
-            .next_multiple_of(4)
-            .max(g.o.next_multiple_of(4))
-        * 4;
+    let row = (g.c * g.kh * g.kw)
+        .next_multiple_of(4)
+        .max(g.o.next_multiple_of(4));
+    chunks_of(gpu, g, g.out_h() * g.out_w() * row * 4)
+}
+
+/// Image chunks `(n0, images)` whose temporaries, `per_image` bytes an
+/// image, fit in [`CHUNK_BYTES`].
+fn chunks_of(gpu: &Gpu, g: &Conv2dGeom, per_image: usize) -> Vec<(usize, usize)> {
     let budget = CHUNK_BYTES
         .load(std::sync::atomic::Ordering::Relaxed)
         .min(gpu.max_binding_bytes() as usize);
@@ -187,6 +212,62 @@ pub fn conv2d_backward_weights_gemm(
             variant,
         )?;
     }
+    Ok(dw)
+}
+
+/// [`conv2d_backward_weights_gemm`] for an input `x` that holds signs (+-1):
+/// the GEMM reads the im2col of `x` packed, one bit per tap
+/// ([`sign_gemm`]), and the zero-padding taps, which bits cannot hold, are
+/// taken out after it (shaders/conv/im2col_bits.wgsl, pad_correct.wgsl).
+pub fn conv2d_backward_weights_signs(
+    gpu: &Gpu,
+    x: &Tensor,
+    grad: &Tensor,
+    g: Conv2dGeom,
+) -> Result<Tensor, GpuError> {
+    g.check();
+    let k = g.c * g.kh * g.kw;
+    let taps = g.kh * g.kw;
+    let rows = k + taps + 1;
+    let plane = g.out_h() * g.out_w();
+    let s = Tensor::empty(gpu, &[g.o, rows], DType::F32)?;
+    // The largest temporary is g's rows, [O, pixels] in f32.
+    let per_image = plane * g.o.max(1) * 4;
+    for (i, (n0, images)) in chunks_of(gpu, &g, per_image).into_iter().enumerate() {
+        let mut p = params(&g, n0, images);
+        let pp = (images * plane).next_multiple_of(32);
+        p.pp = pp as u32;
+        let g_rows = layout(gpu, &CHANNEL_ROWS, grad, &p, &[g.o, pp], g.o * pp)?;
+        let words = Tensor::empty(gpu, &[rows, pp / 32], DType::U32)?;
+        gpu.launch(
+            &IM2COL_BITS,
+            &[("WG", 64.0)],
+            &p,
+            &[x.binding(), words.binding()],
+            groups_for(gpu, rows * pp / 32, 64),
+        );
+        let bits = PackedBits {
+            words,
+            rows,
+            k: pp,
+            layout: BitLayout::RowMajor,
+        };
+        sign_gemm_into(gpu, &g_rows, [g.o, pp, 1], &bits, None, &s, i > 0)?;
+    }
+    let dw = Tensor::empty(gpu, &g.weight_shape(), DType::F32)?;
+    let params = PadCorrectParams {
+        o: g.o as u32,
+        k: k as u32,
+        taps: taps as u32,
+        _pad: 0,
+    };
+    gpu.launch(
+        &PAD_CORRECT,
+        &[("WG", 64.0)],
+        &params,
+        &[s.binding(), dw.binding()],
+        groups_for(gpu, g.o * k, 64),
+    );
     Ok(dw)
 }
 

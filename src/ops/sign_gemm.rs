@@ -22,6 +22,8 @@ struct Params {
     has_kscale: u32,
     groups_x: u32,
     groups: u32,
+    accumulate: u32,
+    _pad: [u32; 3],
 }
 
 const SIGN_GEMM: Kernel = kernel!(
@@ -42,16 +44,32 @@ const WG: u32 = 64;
 pub fn sign_gemm(
     gpu: &Gpu,
     x: &Tensor,
-    [m, s_r, s_k]: [usize; 3],
+    strides: [usize; 3],
     bits: &PackedBits,
     kscale: Option<&Tensor>,
 ) -> Result<Tensor, GpuError> {
+    let c = Tensor::empty(gpu, &[strides[0], bits.rows], DType::F32)?;
+    sign_gemm_into(gpu, x, strides, bits, kscale, &c, false)?;
+    Ok(c)
+}
+
+/// [`sign_gemm`] into `c` `[m, n]`, added to what `c` holds when `accumulate`.
+pub fn sign_gemm_into(
+    gpu: &Gpu,
+    x: &Tensor,
+    [m, s_r, s_k]: [usize; 3],
+    bits: &PackedBits,
+    kscale: Option<&Tensor>,
+    c: &Tensor,
+    accumulate: bool,
+) -> Result<(), GpuError> {
     assert_eq!(
         bits.layout,
         BitLayout::RowMajor,
         "sign_gemm: bits must be row-major"
     );
     let (n, k, kw) = (bits.rows, bits.k, bits.kw());
+    assert_eq!(c.numel(), m * n, "sign_gemm: c {c:?} for [{m}, {n}]");
     if let Some(s) = kscale {
         assert_eq!(s.numel(), k, "sign_gemm: kscale {s:?} for k = {k}");
     }
@@ -62,7 +80,6 @@ pub fn sign_gemm(
     } else {
         relayout(gpu, x, m, k, kp, s_r, s_k)?
     };
-    let c = Tensor::empty(gpu, &[m, n], DType::F32)?;
     let gx = n.div_ceil(4 * WG as usize) as u32;
     let groups = gx as u64 * m.div_ceil(8) as u64;
     let params = Params {
@@ -74,6 +91,8 @@ pub fn sign_gemm(
         has_kscale: kscale.is_some() as u32,
         groups_x: gx,
         groups: groups as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 3],
     };
     let kernel = if gpu.has_subgroups(8) {
         &SIGN_GEMM_S
@@ -92,7 +111,7 @@ pub fn sign_gemm(
         ],
         gpu.grid(groups),
     );
-    Ok(c)
+    Ok(())
 }
 
 /// CPU reference of [`sign_gemm`]: `a` row-major `[m, k]`, `s` the sign
