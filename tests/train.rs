@@ -447,3 +447,49 @@ fn rerun_reads_a_finished_run_continues_a_killed_one_and_restarts_a_changed_one(
     };
     assert_eq!(run_state(&changed), DirState::Fresh);
 }
+
+/// `bitprop bench train --compare-f32 --json` on a small bcnn: the keys
+/// other tools read, and the ratios they are defined as.
+#[test]
+fn bench_train_compare_f32_json_has_its_keys_and_ratios() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bitprop"))
+        .args(["bench", "train", "--model", "bcnn", "--batch", "4"])
+        .args(["--width", "0.1", "--steps", "1", "--profile-steps", "1"])
+        .args(["--compare-f32", "--json"])
+        .output()
+        .expect("bitprop runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let f = |k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("missing number {k}: {v}"))
+    };
+    let (t_bin, t_f32) = (f("step_ms"), f("f32_step_ms"));
+    assert!((f("f32_vs_binary") - t_f32 / t_bin).abs() < 1e-9);
+    for (bound, savings) in [
+        ("f32_vs_binary_bound", "savings_realized"),
+        (
+            "f32_vs_binary_bound_forward_only",
+            "savings_realized_forward_only",
+        ),
+    ] {
+        let b = f(bound);
+        assert!(b > 1.0, "{bound} {b}");
+        let want = (t_f32 - t_bin) / (t_f32 - t_f32 / b);
+        assert!((f(savings) - want).abs() < 1e-9, "{savings}: {v}");
+    }
+    // bcnn's binary convolutions run their data and weight gradients on
+    // packed signs, which moves the bound past the forward-only one.
+    let macs = &v["macs_per_step"];
+    assert!(macs["backward_signs"].as_u64().unwrap() > 0, "{macs}");
+    assert!(f("f32_vs_binary_bound") > f("f32_vs_binary_bound_forward_only"));
+    for k in [
+        "gemm_pct_of_fma_peak",
+        "fma_peak_flops_per_s",
+        "samples_per_s",
+        "f32_samples_per_s",
+    ] {
+        assert!(f(k) > 0.0, "{k}: {v}");
+    }
+}
