@@ -486,6 +486,8 @@ fn bench_train_compare_f32_json_has_its_keys_and_ratios() {
     assert!(f("f32_vs_binary_bound") > f("f32_vs_binary_bound_forward_only"));
     for k in [
         "gemm_pct_of_fma_peak",
+        "f32_model_gemm_pct_of_fma_peak",
+        "sign_gemm_pct_of_fma_peak",
         "fma_peak_flops_per_s",
         "samples_per_s",
         "f32_samples_per_s",

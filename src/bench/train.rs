@@ -245,6 +245,11 @@ pub struct CompareF32 {
     pub savings_realized_forward_only: f64,
     /// The binary step's f32 GEMMs: achieved flops/s as % of the FMA peak.
     pub gemm_pct_of_fma_peak: f64,
+    /// The f32 twin's step's f32 GEMMs, likewise.
+    pub f32_model_gemm_pct_of_fma_peak: f64,
+    /// The binary step's sign GEMMs (one add per multiply-add): multiply-adds
+    /// per second as % of the FMA peak's (half its flops/s).
+    pub sign_gemm_pct_of_fma_peak: f64,
     pub fma_peak_flops_per_s: f64,
     pub samples_per_s: f64,
     pub f32_samples_per_s: f64,
@@ -302,13 +307,18 @@ pub fn compare_f32(
     let bound_forward_only = all / (float + macs.backward_signs as f64);
     let (t_bin, t_f32) = (binary.step_ms, real.step_ms);
     let fma_peak = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
-    let gemm_ms: f64 = binary
-        .kernels
-        .iter()
-        .filter(|k| k.entry.starts_with("f32_gemm"))
-        .map(|k| k.ms_per_step)
-        .sum();
-    let gemm_rate = 2.0 * float / (gemm_ms / 1e3);
+    let ms_of = |b: &TrainBench, prefix: &str| -> f64 {
+        b.kernels
+            .iter()
+            .filter(|k| k.entry.starts_with(prefix))
+            .map(|k| k.ms_per_step)
+            .sum()
+    };
+    let gemm_rate = 2.0 * float / (ms_of(&binary, "f32_gemm") / 1e3);
+    let twin = step_macs(gpu, hf.model.as_ref(), batch)?;
+    let twin_float = (twin.forward_float + twin.backward_float) as f64;
+    let twin_gemm_rate = 2.0 * twin_float / (ms_of(&real, "f32_gemm") / 1e3);
+    let sign_rate = macs.backward_signs as f64 / (ms_of(&binary, "sign_gemm") / 1e3);
     Ok(CompareF32 {
         adapter: gpu.description(),
         model: model_name.to_string(),
@@ -322,6 +332,8 @@ pub fn compare_f32(
         f32_vs_binary_bound_forward_only: bound_forward_only,
         savings_realized_forward_only: (t_f32 - t_bin) / (t_f32 - t_f32 / bound_forward_only),
         gemm_pct_of_fma_peak: 100.0 * gemm_rate / fma_peak,
+        f32_model_gemm_pct_of_fma_peak: 100.0 * twin_gemm_rate / fma_peak,
+        sign_gemm_pct_of_fma_peak: 100.0 * sign_rate / (fma_peak / 2.0),
         fma_peak_flops_per_s: fma_peak,
         samples_per_s: binary.samples_per_s,
         f32_samples_per_s: real.samples_per_s,
@@ -336,7 +348,7 @@ impl CompareF32 {
         let mut s = self.binary.report();
         s += &self.f32.report();
         s += &format!(
-            "{} vs {} at batch {}: f32 step {:.1} ms / binary step {:.1} ms = {:.3}x (bound {:.3}x from multiply-adds, sign GEMMs counted as binary); savings realized {:.2} ({:.2} against the forward-only bound {:.3}x); f32 GEMMs at {:.1}% of the FMA peak ({:.1} GFLOP/s)\n",
+            "{} vs {} at batch {}: f32 step {:.1} ms / binary step {:.1} ms = {:.3}x (bound {:.3}x from multiply-adds, sign GEMMs counted as binary); savings realized {:.2} ({:.2} against the forward-only bound {:.3}x); f32 GEMMs at {:.1}% of the FMA peak ({:.1} GFLOP/s; the f32 twin's at {:.1}%), sign GEMMs at {:.1}%\n",
             self.f32_model,
             self.model,
             self.batch,
@@ -348,7 +360,9 @@ impl CompareF32 {
             self.savings_realized_forward_only,
             self.f32_vs_binary_bound_forward_only,
             self.gemm_pct_of_fma_peak,
-            self.fma_peak_flops_per_s / 1e9
+            self.fma_peak_flops_per_s / 1e9,
+            self.f32_model_gemm_pct_of_fma_peak,
+            self.sign_gemm_pct_of_fma_peak,
         );
         s
     }
