@@ -439,3 +439,39 @@ fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() 
     }
     set_chunk_bytes(48 << 20);
 }
+
+#[test]
+fn binary_conv_as_xnor_gemm_equals_the_cpu_reference_exactly() {
+    use bitprop::ops::conv_gemm::{binary_conv2d_gemm, set_chunk_bytes};
+    let gpu = gpu();
+    let mut rng = Rng::new(18);
+    for chunk_bytes in [48 << 20, 1] {
+        set_chunk_bytes(chunk_bytes);
+        for g in geoms() {
+            let x = values(&mut rng, numel(g.input_shape()));
+            let w = values(&mut rng, numel(g.weight_shape()));
+            let s = rng.vec(g.o);
+            let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+            let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+            let st = Tensor::from_f32(&gpu, &[g.o], &s).unwrap();
+            let xp = pack_signs(&gpu, &xt, g.n, g.c, g.h * g.w, BitLayout::RowMajor).unwrap();
+            let wp = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::RowMajor).unwrap();
+            let what = format!("{g:?} chunk budget {chunk_bytes}");
+            let y = binary_conv2d_gemm(&gpu, &xp, &wp, g, None).unwrap();
+            assert_eq!(y.shape(), g.output_shape());
+            assert_eq!(
+                y.to_f32(&gpu).unwrap(),
+                binary_conv2d_cpu(&x, &w, g, None, PadMode::Zero),
+                "binary conv as GEMM {what}"
+            );
+            // Integer results times one f32 multiply on both sides: exact.
+            let y = binary_conv2d_gemm(&gpu, &xp, &wp, g, Some(&st)).unwrap();
+            assert_eq!(
+                y.to_f32(&gpu).unwrap(),
+                binary_conv2d_cpu(&x, &w, g, Some(&s), PadMode::Zero),
+                "scaled binary conv as GEMM {what}"
+            );
+        }
+    }
+    set_chunk_bytes(48 << 20);
+}

@@ -21,6 +21,11 @@ struct Params {
     pp: u32,
     o: u32,
     op: u32,
+    // im2col_words: words per packed pixel, and the valid bits of the last.
+    cw: u32,
+    last_mask: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -5,7 +5,8 @@
 // b:     u32 [n, kw] row-major (xnor_gemm_rows, xnor_gemm_tiled) or
 //        [kw, n] word-major (xnor_gemm_cols); padding bits 0.
 // scale: f32 [n] per-output-column scale, read only when has_scale != 0.
-// c:     f32 [m, n] = scale[n] * (k - 2 * popcount(a[m] xor b[n])).
+// c:     f32 [m, n] = scale[n] * (k - 2 * popcount(a[m] xor b[n])), or with
+//        plane != 0 the same values as [n / plane, m, plane].
 //
 // With the override AND_A = 1, a holds {0, 1} values (bit 1 = 1) and b
 // {-1, +1} signs, whose dot product is not the XNOR identity:
@@ -28,7 +29,14 @@ struct Params {
     has_scale: u32,
     groups_x: u32,
     groups: u32,
-    _pad: u32,
+    // Nonzero: c is written as [n / plane, m, plane] (a convolution's
+    // [N, O, OH*OW] with the pixels as columns) instead of [m, n], from
+    // element out_offset on.
+    plane: u32,
+    out_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -63,7 +71,11 @@ fn store(m: u32, n: u32, pop: u32) {
     if (p.has_scale != 0u) {
         v *= scale[n];
     }
-    c[m * p.n + n] = v;
+    if (p.plane != 0u) {
+        c[p.out_offset + ((n / p.plane) * p.m + m) * p.plane + n % p.plane] = v;
+    } else {
+        c[m * p.n + n] = v;
+    }
 }
 
 // Tiled: 256 invocations as 16 x 16, each 4 x 4 outputs of a 64 x 64 tile;

@@ -300,7 +300,7 @@ pub fn conv2d_scaled(
                 BitLayout::RowMajor,
             )?;
             let wp = pack_signs(&gpu, &wt, geom.o, geom.c, taps, BitLayout::RowMajor)?;
-            conv::binary_conv2d(&gpu, &xp, &wp, geom, Some(&alpha), conv::PadMode::Zero)?
+            conv_gemm::binary_conv2d_gemm(&gpu, &xp, &wp, geom, Some(&alpha))?
         } else {
             conv_gemm::conv2d_gemm(&gpu, &xt, &binarized(&gpu, &wt, &alpha)?, geom)?
         };

@@ -127,7 +127,7 @@ pub fn sign_conv2d(
             BitLayout::RowMajor,
         )?;
         let wp = pack_signs(&gpu, &wt, geom.o, geom.c, taps, BitLayout::RowMajor)?;
-        conv::binary_conv2d(&gpu, &xp, &wp, geom, None, conv::PadMode::Zero)?
+        conv_gemm::binary_conv2d_gemm(&gpu, &xp, &wp, geom, None)?
     } else {
         conv_gemm::conv2d_gemm(&gpu, &xt, &ws, geom)?
     };

@@ -98,7 +98,7 @@ fn xnor_bound(
         has_scale: 0,
         groups_x: gx,
         groups: groups as u32,
-        _pad: 0,
+        ..Default::default()
     };
     let mut times = Vec::new();
     for (mode, name) in BOUND_MODES {

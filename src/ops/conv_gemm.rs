@@ -9,7 +9,7 @@ use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
 use super::conv::Conv2dGeom;
-use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout};
+use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout, xnor_gemm_nchw};
 use super::groups_for;
 use super::pack::{BitLayout, PackedBits, pack_signs};
 use super::sign_gemm::{sign_gemm, sign_gemm_into};
@@ -34,6 +34,9 @@ struct LayoutParams {
     pp: u32,
     o: u32,
     op: u32,
+    cw: u32,
+    last_mask: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -62,6 +65,17 @@ const COL2IM: Kernel = layout_kernel!("conv/im2col.wgsl", "col2im");
 const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
 const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
+const IM2COL_WORDS: Kernel = layout_kernel!("conv/im2col_words.wgsl", "im2col_words");
+const CONV_PAD_TERMS: Kernel = kernel!(
+    "conv/conv_pad_terms.wgsl",
+    "conv_pad_terms",
+    [Read, ReadWrite]
+);
+const CONV_FINISH: Kernel = kernel!(
+    "conv/conv_finish.wgsl",
+    "conv_finish",
+    [Read, Read, ReadWrite]
+);
 const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
 
 /// Bytes one chunk's largest temporary may take (changeable so tests can
@@ -102,6 +116,13 @@ fn params(g: &Conv2dGeom, n0: usize, images: usize) -> LayoutParams {
         pp: pixels.next_multiple_of(4) as u32,
         o: g.o as u32,
         op: g.o.next_multiple_of(4) as u32,
+        cw: g.c.div_ceil(32) as u32,
+        last_mask: if g.c.is_multiple_of(32) {
+            u32::MAX
+        } else {
+            (1u32 << (g.c % 32)) - 1
+        },
+        _pad: [0; 2],
     }
 }
 
@@ -174,6 +195,129 @@ pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<T
             variant,
         )?;
     }
+    Ok(y)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FinishParams {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    o: u32,
+    kh: u32,
+    kw: u32,
+    stride: u32,
+    pad: u32,
+    oh: u32,
+    ow: u32,
+    cw: u32,
+    has_scale: u32,
+    _pad: [u32; 3],
+}
+
+/// [`super::conv::binary_conv2d`] with zero padding as an XNOR GEMM: the
+/// input's packed words laid out per tap (im2col of whole words, no bit
+/// packing), the vec4 XNOR GEMM written straight into NCHW, then the
+/// padding taps (read as +1 by the layout) taken out and the scale applied.
+/// `x` and `w` as [`super::conv::binary_conv2d`] takes them, row-major.
+/// Equal to it bit for bit.
+pub fn binary_conv2d_gemm(
+    gpu: &Gpu,
+    x: &PackedBits,
+    w: &PackedBits,
+    g: Conv2dGeom,
+    scale: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
+    g.check();
+    let taps = g.taps();
+    assert!(
+        x.layout == BitLayout::RowMajor && x.rows == g.n * g.h * g.w && x.k == g.c,
+        "binary_conv2d_gemm: x must be row-major, {} rows of {} bits: {:?} {} x {}",
+        g.n * g.h * g.w,
+        g.c,
+        x.layout,
+        x.rows,
+        x.k
+    );
+    assert!(
+        w.layout == BitLayout::RowMajor && w.rows == g.o * taps && w.k == g.c,
+        "binary_conv2d_gemm: w must be row-major, {} rows of {} bits: {:?} {} x {}",
+        g.o * taps,
+        g.c,
+        w.layout,
+        w.rows,
+        w.k
+    );
+    if let Some(s) = scale {
+        assert_eq!(
+            s.numel(),
+            g.o,
+            "binary_conv2d_gemm: scale {s:?} for {} channels",
+            g.o
+        );
+    }
+    let cw = g.c.div_ceil(32);
+    let plane = g.out_h() * g.out_w();
+    let y = Tensor::empty(gpu, &g.output_shape(), DType::F32)?;
+    for (n0, images) in chunks_of(gpu, &g, plane * taps * cw * 4) {
+        let p = params(&g, n0, images);
+        let pixels = images * plane;
+        let words = Tensor::empty(gpu, &[taps * cw, pixels], DType::U32)?;
+        gpu.launch(
+            &IM2COL_WORDS,
+            &[("WG", 64.0)],
+            &p,
+            &[x.words.binding(), words.binding()],
+            groups_for(gpu, taps * cw * pixels, 64),
+        );
+        // w's rows o * T + t of CW words are row o of [O, T * CW] words.
+        xnor_gemm_nchw(
+            gpu,
+            &w.words,
+            &words,
+            [g.o, pixels, taps * cw, taps * g.c],
+            plane,
+            &y,
+            n0 * g.o * plane,
+        )?;
+    }
+    let params = FinishParams {
+        n: g.n as u32,
+        c: g.c as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        o: g.o as u32,
+        kh: g.kh as u32,
+        kw: g.kw as u32,
+        stride: g.stride as u32,
+        pad: g.pad as u32,
+        oh: g.out_h() as u32,
+        ow: g.out_w() as u32,
+        cw: cw as u32,
+        has_scale: scale.is_some() as u32,
+        _pad: [0; 3],
+    };
+    let terms = Tensor::empty(gpu, &[g.o, plane], DType::U32)?;
+    gpu.launch(
+        &CONV_PAD_TERMS,
+        &[("WG", 64.0)],
+        &params,
+        &[w.words.binding(), terms.binding()],
+        groups_for(gpu, g.o * plane, 64),
+    );
+    gpu.launch(
+        &CONV_FINISH,
+        &[("WG", 64.0)],
+        &params,
+        &[
+            terms.binding(),
+            scale.map_or(terms.binding(), |s| s.binding()),
+            y.binding(),
+        ],
+        groups_for(gpu, g.n * g.o * plane, 64),
+    );
     Ok(y)
 }
 

@@ -109,7 +109,7 @@ impl GemmVariant {
 /// Uniform parameters of the XNOR GEMM kernels (and of the bench's
 /// variants of them).
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct XnorParams {
     pub m: u32,
     pub n: u32,
@@ -118,7 +118,11 @@ pub(crate) struct XnorParams {
     pub has_scale: u32,
     pub groups_x: u32,
     pub groups: u32,
-    pub _pad: u32,
+    /// Nonzero: write `c` as `[n / plane, m, plane]` from element
+    /// `out_offset` on (see xnor_gemm.wgsl).
+    pub plane: u32,
+    pub out_offset: u32,
+    pub _pad: [u32; 3],
 }
 
 const XNOR_VEC4: [Kernel; 3] = [
@@ -252,7 +256,7 @@ fn packed_gemm(
         has_scale: scale.is_some() as u32,
         groups_x: gx,
         groups: groups as u32,
-        _pad: 0,
+        ..Default::default()
     };
     let scale_binding = scale.map(|s| s.binding()).unwrap_or(unused(&a.words));
     let mut constants = variant.constants();
@@ -272,6 +276,64 @@ fn packed_gemm(
         gpu.grid(groups),
     );
     Ok(c)
+}
+
+/// The XNOR GEMM of a binary convolution, unscaled: `a` holds the
+/// weights' sign words row-major `[m, kw]` (m output channels), `b` the
+/// input's im2col words word-major `[kw, n]` (n output pixels), `k` the
+/// signs per row (padding bits 0 in both); `c[m, n] = k - 2 * popcount(a[m]
+/// xor b[n])` is written into `out` as `[n / plane, m, plane]` from element
+/// `out_offset` on, i.e. straight into NCHW.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn xnor_gemm_nchw(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    [m, n, kw, k]: [usize; 4],
+    plane: usize,
+    out: &Tensor,
+    out_offset: usize,
+) -> Result<(), GpuError> {
+    assert!(
+        a.numel() >= m * kw && b.numel() >= kw * n && k <= kw * 32 && plane > 0,
+        "xnor_gemm_nchw: a {a:?} b {b:?} for m {m} n {n} kw {kw} k {k}"
+    );
+    assert!(
+        out.numel() >= out_offset + m * n,
+        "xnor_gemm_nchw: out {out:?} too small"
+    );
+    // The vec4 kernels read word-major b; the tiled one (real GPUs) does not.
+    let variant = match super::tune::gemm_variant(gpu, super::tune::GemmFamily::Xnor)? {
+        v @ (GemmVariant::Vec4 { .. } | GemmVariant::Vec4s { .. }) => v,
+        _ => GemmVariant::Vec4 { wg: 64, rm: 8 },
+    };
+    let kernel = match variant {
+        GemmVariant::Vec4s { rm, .. } if gpu.has_subgroups(8) => vec4_kernel(&XNOR_VEC4S, rm),
+        GemmVariant::Vec4 { rm, .. } | GemmVariant::Vec4s { rm, .. } => vec4_kernel(&XNOR_VEC4, rm),
+        _ => unreachable!("chosen above"),
+    };
+    let (gx, gy) = variant.grid(m, n);
+    let groups = gx as u64 * gy as u64;
+    let params = XnorParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        kw: kw as u32,
+        has_scale: 0,
+        groups_x: gx,
+        groups: groups as u32,
+        plane: plane as u32,
+        out_offset: out_offset as u32,
+        _pad: [0; 3],
+    };
+    gpu.launch(
+        kernel,
+        &variant.constants(),
+        &params,
+        &[a.binding(), b.binding(), unused(a), out.binding()],
+        gpu.grid(groups),
+    );
+    Ok(())
 }
 
 /// CPU reference of [`xnor_gemm`] on row-major packed words.
