@@ -10,7 +10,8 @@ use std::sync::Arc;
 use super::format::{BpmModel, ConvShape, Layer, LogitParams, PIXEL_CONV_LIMIT, Value, words64};
 use crate::gpu::{Gpu, GpuError, Kernel, Readback};
 use crate::kernel;
-use crate::ops::conv::{Conv2dGeom, PadMode, binary_conv2d};
+use crate::ops::conv::Conv2dGeom;
+use crate::ops::conv_gemm::binary_conv2d_gemm;
 use crate::ops::gemm::{Epilogue, GemmVariant, Trans, f32_gemm, xnor_gemm};
 use crate::ops::pack::{BitLayout, PackedBits, pack_signs, to_word_major_cpu};
 use crate::ops::tune::{GemmFamily, gemm_variant};
@@ -548,7 +549,7 @@ impl GpuModel {
                         stride: shape.stride,
                         pad: shape.pad,
                     };
-                    binary_conv2d(gpu, &xp, w, geom, None, PadMode::Zero)?
+                    binary_conv2d_gemm(gpu, &xp, w, geom, None)?
                 }
                 GpuLayer::MaxPool2 => pool::max_pool2x2(gpu, &x)?.0,
                 GpuLayer::Threshold(t) => threshold_sign(gpu, &x, t)?,
