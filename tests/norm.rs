@@ -11,9 +11,12 @@ use bitprop::ops::norm::{
 use common::{Rng, assert_close, gpu};
 
 /// [N, C] and [N, C, H, W]: one value per channel (n = 1), batch 1 with S > 1,
-/// one channel, odd sizes, and channels of more values than a workgroup has lanes.
+/// one channel, odd sizes, channels of more values than a workgroup has lanes,
+/// and a matrix of more channels than a workgroup has lanes (its reductions
+/// run one lane per channel).
 const SHAPES: &[&[usize]] = &[
     &[5, 3],
+    &[9, 130],
     &[1, 7],
     &[300, 1],
     &[2, 3, 5, 7],

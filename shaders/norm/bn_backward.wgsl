@@ -72,6 +72,30 @@ fn bn_backward_reduce(
     }
 }
 
+// bn_backward_reduce for S == 1 (a matrix [N, C]): one lane per channel
+// walks the batch, no barriers; neighbouring lanes read neighbouring channels.
+@compute @workgroup_size(64)
+fn bn_backward_reduce_lanes(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ch = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (ch >= p.c) {
+        return;
+    }
+    let m = mean[ch];
+    let is = invstd[ch];
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var i = 0u; i < p.n; i++) {
+        let idx = i * p.c + ch;
+        let gi = g[idx];
+        acc += vec2<f32>(gi, gi * ((x[idx] - m) * is));
+    }
+    dbeta[ch] = acc.x;
+    dgamma[ch] = acc.y;
+}
+
 @compute @workgroup_size(WG)
 fn bn_backward_dx(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -12,7 +12,9 @@
 //
 // Two passes over the channel (the mean, then the sum of squared deviations
 // from it) so the variance does not come from cancelling E[x^2] - E[x]^2.
-// Each lane sums a strided slice, then a workgroup tree combines the lanes.
+// bn_stats_train / bn_stats: one workgroup per channel, each lane sums a
+// strided slice, then a workgroup tree combines the lanes. The _lanes
+// entries (S == 1 only): one lane per channel.
 
 struct Params {
     n: u32,
@@ -87,9 +89,13 @@ fn bn_stats_train(
         return;
     }
     let st = channel_stats(ch, lid);
-    if (lid != 0u) {
-        return;
+    if (lid == 0u) {
+        finish_train(ch, st);
     }
+}
+
+// Writes channel ch's statistics from (mean, sum of squared deviations).
+fn finish_train(ch: u32, st: vec2<f32>) {
     let count = p.n * p.s;
     let m = st.x;
     let v = st.y / f32(count);
@@ -106,6 +112,54 @@ fn bn_stats_train(
     if (all((bits & exponent) != exponent)) {
         running_mean[ch] = p.momentum * m + (1.0 - p.momentum) * running_mean[ch];
         running_var[ch] = p.momentum * unbiased + (1.0 - p.momentum) * running_var[ch];
+    }
+}
+
+// S == 1 (a matrix [N, C]): one lane per channel walks the batch, both
+// passes, with no barriers (each costs a switch of every lane on a CPU
+// adapter); neighbouring lanes read neighbouring channels. A running sum
+// rounds worse than the tree, so the second pass also sums the deviations
+// and corrects the mean and the squares with them (the corrected two-pass
+// algorithm).
+fn channel_stats_lane(ch: u32) -> vec2<f32> {
+    var acc = 0.0;
+    for (var i = 0u; i < p.n; i++) {
+        acc += x[i * p.c + ch];
+    }
+    let m = acc / f32(p.n);
+    var dev = 0.0;
+    var sq = 0.0;
+    for (var i = 0u; i < p.n; i++) {
+        let d = x[i * p.c + ch] - m;
+        dev += d;
+        sq += d * d;
+    }
+    return vec2<f32>(m + dev / f32(p.n), max(sq - dev * dev / f32(p.n), 0.0));
+}
+
+@compute @workgroup_size(64)
+fn bn_stats_train_lanes(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ch = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (ch < p.c) {
+        finish_train(ch, channel_stats_lane(ch));
+    }
+}
+
+@compute @workgroup_size(64)
+fn bn_stats_lanes(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ch = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (ch < p.c) {
+        let st = channel_stats_lane(ch);
+        mean[ch] = st.x;
+        second[ch] = st.y / f32(p.n);
     }
 }
 

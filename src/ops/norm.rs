@@ -66,6 +66,16 @@ const STATS: Kernel = kernel!(
     "bn_stats",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
+const STATS_TRAIN_LANES: Kernel = kernel!(
+    "norm/bn_stats.wgsl",
+    "bn_stats_train_lanes",
+    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+);
+const STATS_LANES: Kernel = kernel!(
+    "norm/bn_stats.wgsl",
+    "bn_stats_lanes",
+    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+);
 const APPLY: Kernel = kernel!(
     "norm/bn_apply.wgsl",
     "bn_apply",
@@ -74,6 +84,13 @@ const APPLY: Kernel = kernel!(
 const BACKWARD_REDUCE: Kernel = kernel!(
     "norm/bn_backward.wgsl",
     "bn_backward_reduce",
+    [
+        Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
+    ]
+);
+const BACKWARD_REDUCE_LANES: Kernel = kernel!(
+    "norm/bn_backward.wgsl",
+    "bn_backward_reduce_lanes",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
     ]
@@ -114,9 +131,11 @@ fn check_per_channel(what: &str, c: usize, tensors: &[(&str, &Tensor)]) {
     }
 }
 
+/// `train`: bn_stats_train (normalising statistics and the running ones),
+/// else bn_stats (mean and biased variance).
 fn launch_stats(
     gpu: &Gpu,
-    kernel: &Kernel,
+    train: bool,
     x: &Tensor,
     outputs: [&Tensor; 4],
     eps: f32,
@@ -135,9 +154,24 @@ fn launch_stats(
         _pad2: 0,
     };
     let [mean, second, rm, rv] = outputs;
+    // A matrix: one lane per channel (see bn_stats.wgsl).
+    let (kernel, constants, grid) = match (lanes_per_channel(s), train) {
+        (true, true) => (&STATS_TRAIN_LANES, vec![], groups_for(gpu, c, 64)),
+        (true, false) => (&STATS_LANES, vec![], groups_for(gpu, c, 64)),
+        (false, true) => (
+            &STATS_TRAIN,
+            vec![("WG", reduce_wg(gpu) as f64)],
+            gpu.grid(c as u64),
+        ),
+        (false, false) => (
+            &STATS,
+            vec![("WG", reduce_wg(gpu) as f64)],
+            gpu.grid(c as u64),
+        ),
+    };
     gpu.launch(
         kernel,
-        &[("WG", reduce_wg(gpu) as f64)],
+        &constants,
         &params,
         &[
             x.binding(),
@@ -146,8 +180,15 @@ fn launch_stats(
             rm.binding(),
             rv.binding(),
         ],
-        gpu.grid(c as u64),
+        grid,
     );
+}
+
+/// Whether a per-channel reduction over `[N, C, S]` runs one lane per
+/// channel (S == 1: a matrix, whose channels are neighbours in memory)
+/// rather than one workgroup per channel.
+fn lanes_per_channel(s: usize) -> bool {
+    s == 1
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -228,7 +269,7 @@ pub fn batch_norm_train(
     let invstd = Tensor::empty(gpu, &[c], DType::F32)?;
     launch_stats(
         gpu,
-        &STATS_TRAIN,
+        true,
         x,
         [&mean, &invstd, running_mean, running_var],
         eps,
@@ -276,7 +317,7 @@ pub fn batch_norm_stats(gpu: &Gpu, x: &Tensor) -> Result<(Tensor, Tensor), GpuEr
     let unused_var = Tensor::empty(gpu, &[1], DType::F32)?;
     launch_stats(
         gpu,
-        &STATS,
+        false,
         x,
         [&mean, &var, &unused_mean, &unused_var],
         0.0,
@@ -336,13 +377,23 @@ pub fn batch_norm_backward(
         dbeta.binding(),
         dx.binding(),
     ];
-    gpu.launch(
-        &BACKWARD_REDUCE,
-        &[("WG", reduce_wg(gpu) as f64)],
-        &params,
-        &bindings,
-        gpu.grid(c as u64),
-    );
+    if lanes_per_channel(s) {
+        gpu.launch(
+            &BACKWARD_REDUCE_LANES,
+            &[],
+            &params,
+            &bindings,
+            groups_for(gpu, c, 64),
+        );
+    } else {
+        gpu.launch(
+            &BACKWARD_REDUCE,
+            &[("WG", reduce_wg(gpu) as f64)],
+            &params,
+            &bindings,
+            gpu.grid(c as u64),
+        );
+    }
     gpu.launch(
         &BACKWARD_DX,
         &[("WG", 64.0)],
