@@ -372,3 +372,34 @@ fn sign_gemm_matches_cpu_with_and_without_scale_and_transposed() {
         }
     }
 }
+
+/// The forward of a binary layer on a real input: x (alpha sign(W))^T with
+/// alpha scaling the output columns, on the sign GEMM.
+#[test]
+fn sign_gemm_with_column_scale_matches_cpu() {
+    use bitprop::ops::sign_gemm::{sign_gemm_cpu, sign_gemm_scaled_columns};
+    let gpu = gpu();
+    let mut rng = Rng::new(91);
+    for (m, n, k) in [(1, 1, 1), (3, 5, 33), (8, 257, 100), (17, 9, 784)] {
+        let a = rng.vec(m * k);
+        let w = rng.vec(n * k);
+        let alpha: Vec<f32> = (0..n).map(|j| 0.25 + j as f32 * 0.125).collect();
+        let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
+        let wt = Tensor::from_f32(&gpu, &[n, k], &w).unwrap();
+        let alpha_t = Tensor::from_f32(&gpu, &[n], &alpha).unwrap();
+        let bits = pack_signs(&gpu, &wt, n, k, 1, BitLayout::RowMajor).unwrap();
+        let got = sign_gemm_scaled_columns(&gpu, &at, [m, k, 1], &bits, &alpha_t).unwrap();
+        let want: Vec<f32> = sign_gemm_cpu(&a, &w, None, [m, n, k])
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * alpha[i % n])
+            .collect();
+        assert_close(
+            &format!("sign_gemm_scaled_columns {m}x{n}x{k}"),
+            &got.to_f32(&gpu).unwrap(),
+            &want,
+            1e-4 * (k as f32).sqrt(),
+            1e-5,
+        );
+    }
+}

@@ -9,7 +9,10 @@
 //         -1 multiplies 0); a_k4 >= kw * 8
 // bits:   u32 [n, kw] row-major
 // kscale: f32 [k], read when has_kscale != 0: a binary layer's alpha, which
-//         scales its weights' signs along k
+//         scales its weights' signs along k; or f32 [n], read when
+//         has_nscale != 0 (never both): the alpha of a binary layer whose
+//         forward this is (signs are its weights, one row per output), which
+//         scales the columns of c
 // c:      f32 [m, n] row-major; added to when accumulate != 0
 //
 // Each lane holds 8 rows x 4 columns (column j = n0 + lid + j * WG), as the
@@ -25,7 +28,7 @@ struct Params {
     groups_x: u32,
     groups: u32,
     accumulate: u32,
-    _pad0: u32,
+    has_nscale: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -66,10 +69,14 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let n = n0 + j * WG;
         if (n < p.n) {
+            var v = acc[j];
+            if (p.has_nscale != 0u) {
+                v *= kscale[n];
+            }
             if (p.accumulate != 0u) {
-                c[m * p.n + n] += acc[j];
+                c[m * p.n + n] += v;
             } else {
-                c[m * p.n + n] = acc[j];
+                c[m * p.n + n] = v;
             }
         }
     }

@@ -31,6 +31,9 @@ pub struct MacCount {
     pub forward_binary: u64,
     /// Forward multiply-adds done in f32.
     pub forward_float: u64,
+    /// Forward multiply-adds of f32 values by packed signs (a binary layer
+    /// on a real input, such as bmlp's fc1): additions, not float products.
+    pub forward_signs: u64,
     /// Backward multiply-adds in f32 GEMMs: weight gradients, and input
     /// gradients where the input needs one.
     pub backward_float: u64,
@@ -88,6 +91,16 @@ impl Tape {
     /// Counts backward multiply-adds that run on packed signs.
     pub(crate) fn count_sign_macs(&mut self, macs: u64) {
         self.macs.backward_signs += macs;
+    }
+
+    /// Counts backward multiply-adds of f32 GEMMs.
+    pub(crate) fn count_float_backward_macs(&mut self, macs: u64) {
+        self.macs.backward_float += macs;
+    }
+
+    /// Counts forward multiply-adds that run on packed signs.
+    pub(crate) fn count_forward_sign_macs(&mut self, macs: u64) {
+        self.macs.forward_signs += macs;
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {

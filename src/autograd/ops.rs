@@ -4,7 +4,7 @@ use crate::autograd::{Tape, Var};
 use crate::gpu::GpuError;
 use crate::ops::gemm::{Epilogue, Trans, and_gemm, f32_gemm, xnor_gemm};
 use crate::ops::pack::{BitLayout, pack_bits, pack_signs};
-use crate::ops::sign_gemm::sign_gemm;
+use crate::ops::sign_gemm::{sign_gemm, sign_gemm_scaled_columns};
 use crate::ops::tune::{GemmFamily, gemm_variant};
 use crate::ops::{act, channel, conv, conv_gemm, loss, norm, pool, reduce};
 use crate::tensor::Tensor;
@@ -130,18 +130,10 @@ pub fn binary_linear_scaled(
         let wp = pack_signs(&gpu, &wt, out, inp, 1, layout)?;
         and_gemm(&gpu, &xp, &wp, Some(&alpha), variant)?
     } else {
-        let fv = gemm_variant(&gpu, GemmFamily::F32)?;
-        let w_b = binarized(&gpu, &wt, &alpha)?;
-        f32_gemm(
-            &gpu,
-            &xt,
-            Trans::N,
-            &w_b,
-            Trans::T,
-            Epilogue::default(),
-            None,
-            fv,
-        )?
+        // A real input: x (alpha sign(W))^T reads W's signs packed, with
+        // alpha scaling the output columns.
+        let w_bits = pack_signs(&gpu, &wt, out, inp, 1, BitLayout::RowMajor)?;
+        sign_gemm_scaled_columns(&gpu, &xt, [batch, inp, 1], &w_bits, &alpha)?
     };
     let needs_dx = tape.needs_grad(x);
     let binary_fwd = x_signs || tape.is_zero_one(x);
@@ -149,7 +141,12 @@ pub fn binary_linear_scaled(
     // The input gradient multiplies by W's signs; the weight gradient by
     // x's where x holds signs: both run on packed signs.
     let macs = (batch * inp * out) as u64;
-    tape.count_macs(macs, binary_fwd, false, needs_dw && !x_signs);
+    if binary_fwd {
+        tape.count_macs(macs, true, false, false);
+    } else {
+        tape.count_forward_sign_macs(macs);
+    }
+    tape.count_float_backward_macs(macs * (needs_dw && !x_signs) as u64);
     tape.count_sign_macs(macs * (needs_dx as u64 + (needs_dw && x_signs) as u64));
     Ok(tape.record(y, &[x, w], false, move |gpu, dy| {
         let mut grads = Vec::new();

@@ -23,7 +23,8 @@ struct Params {
     groups_x: u32,
     groups: u32,
     accumulate: u32,
-    _pad: [u32; 3],
+    has_nscale: u32,
+    _pad: [u32; 2],
 }
 
 const SIGN_GEMM: Kernel = kernel!(
@@ -49,17 +50,42 @@ pub fn sign_gemm(
     kscale: Option<&Tensor>,
 ) -> Result<Tensor, GpuError> {
     let c = Tensor::empty(gpu, &[strides[0], bits.rows], DType::F32)?;
-    sign_gemm_into(gpu, x, strides, bits, kscale, &c, false)?;
+    let scale = kscale.map(SignScale::K);
+    sign_gemm_into(gpu, x, strides, bits, scale, &c, false)?;
     Ok(c)
 }
 
-/// [`sign_gemm`] into `c` `[m, n]`, added to what `c` holds when `accumulate`.
+/// `c[m, n] = nscale[n] sum_k a[m, k] s[n, k]`: the forward of a binary
+/// layer on a real input, `x (alpha * sign(W))^T` with W's signs in `bits`
+/// (one row per output) and `alpha` as `nscale`. Strides as [`sign_gemm`].
+pub fn sign_gemm_scaled_columns(
+    gpu: &Gpu,
+    x: &Tensor,
+    strides: [usize; 3],
+    bits: &PackedBits,
+    nscale: &Tensor,
+) -> Result<Tensor, GpuError> {
+    let c = Tensor::empty(gpu, &[strides[0], bits.rows], DType::F32)?;
+    sign_gemm_into(gpu, x, strides, bits, Some(SignScale::N(nscale)), &c, false)?;
+    Ok(c)
+}
+
+/// What scales a sign GEMM: `K(t)` each k step (`t` is `[k]`), `N(t)` each
+/// output column (`t` is `[n]`).
+#[derive(Clone, Copy)]
+pub enum SignScale<'a> {
+    K(&'a Tensor),
+    N(&'a Tensor),
+}
+
+/// [`sign_gemm`] (scaled as `scale` says) into `c` `[m, n]`, added to what
+/// `c` holds when `accumulate`.
 pub fn sign_gemm_into(
     gpu: &Gpu,
     x: &Tensor,
     [m, s_r, s_k]: [usize; 3],
     bits: &PackedBits,
-    kscale: Option<&Tensor>,
+    scale: Option<SignScale>,
     c: &Tensor,
     accumulate: bool,
 ) -> Result<(), GpuError> {
@@ -70,9 +96,17 @@ pub fn sign_gemm_into(
     );
     let (n, k, kw) = (bits.rows, bits.k, bits.kw());
     assert_eq!(c.numel(), m * n, "sign_gemm: c {c:?} for [{m}, {n}]");
-    if let Some(s) = kscale {
-        assert_eq!(s.numel(), k, "sign_gemm: kscale {s:?} for k = {k}");
-    }
+    let (kscale, nscale) = match scale {
+        Some(SignScale::K(s)) => {
+            assert_eq!(s.numel(), k, "sign_gemm: kscale {s:?} for k = {k}");
+            (Some(s), None)
+        }
+        Some(SignScale::N(s)) => {
+            assert_eq!(s.numel(), n, "sign_gemm: nscale {s:?} for n = {n}");
+            (None, Some(s))
+        }
+        None => (None, None),
+    };
     // Rows zero-padded to whole words, so padding bits multiply 0.
     let kp = kw * 32;
     let a = if s_r == kp && s_k == 1 {
@@ -92,7 +126,8 @@ pub fn sign_gemm_into(
         groups_x: gx,
         groups: groups as u32,
         accumulate: accumulate as u32,
-        _pad: [0; 3],
+        has_nscale: nscale.is_some() as u32,
+        _pad: [0; 2],
     };
     let kernel = if gpu.has_subgroups(8) {
         &SIGN_GEMM_S
@@ -106,7 +141,7 @@ pub fn sign_gemm_into(
         &[
             a.binding(),
             bits.words.binding(),
-            kscale.map_or(unused(&a), |t| t.binding()),
+            kscale.or(nscale).map_or(unused(&a), |t| t.binding()),
             c.binding(),
         ],
         gpu.grid(groups),
