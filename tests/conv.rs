@@ -410,11 +410,10 @@ fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
 
 #[test]
 fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() {
-    use bitprop::ops::conv_gemm::{conv2d_backward_weights_signs, set_chunk_bytes};
+    use bitprop::ops::conv_gemm::conv2d_backward_weights_signs;
     let gpu = gpu();
     let mut rng = Rng::new(17);
-    for chunk_bytes in [48 << 20, 1] {
-        set_chunk_bytes(chunk_bytes);
+    in_one_and_several_chunks(|chunk_bytes| {
         for g in geoms() {
             // Signs as the sign activation writes them (+-1); the padding
             // taps are zeros the bits cannot hold, taken out after the GEMM.
@@ -436,17 +435,15 @@ fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() 
                 1e-5,
             );
         }
-    }
-    set_chunk_bytes(48 << 20);
+    });
 }
 
 #[test]
 fn binary_conv_as_xnor_gemm_equals_the_cpu_reference_exactly() {
-    use bitprop::ops::conv_gemm::{binary_conv2d_gemm, set_chunk_bytes};
+    use bitprop::ops::conv_gemm::binary_conv2d_gemm;
     let gpu = gpu();
     let mut rng = Rng::new(18);
-    for chunk_bytes in [48 << 20, 1] {
-        set_chunk_bytes(chunk_bytes);
+    in_one_and_several_chunks(|chunk_bytes| {
         for g in geoms() {
             let x = values(&mut rng, numel(g.input_shape()));
             let w = values(&mut rng, numel(g.weight_shape()));
@@ -472,6 +469,16 @@ fn binary_conv_as_xnor_gemm_equals_the_cpu_reference_exactly() {
                 "scaled binary conv as GEMM {what}"
             );
         }
+    });
+}
+
+/// Runs `f` with the conv GEMMs' chunk budget at its default (one chunk on
+/// these sizes) and at one byte (one image per chunk), then restores it.
+fn in_one_and_several_chunks(mut f: impl FnMut(usize)) {
+    use bitprop::ops::conv_gemm::set_chunk_bytes;
+    for chunk_bytes in [48 << 20, 1] {
+        set_chunk_bytes(chunk_bytes);
+        f(chunk_bytes);
     }
     set_chunk_bytes(48 << 20);
 }

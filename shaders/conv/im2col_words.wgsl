@@ -5,8 +5,8 @@
 // im2col_words: x u32 [N*H*W, CW] (pack_signs along channels, row-major)
 //   -> out u32 [T * CW, P] word-major (T = KH * KW taps; row t * CW + j is
 //   word j of tap t for every output pixel of the chunk). A tap outside the
-//   image reads as +1 on every valid channel bit; conv_pad_terms.wgsl and
-//   conv_finish.wgsl take those terms out again. Padding bits past C stay 0.
+//   image reads as +1 on every valid channel bit; conv_finish.wgsl takes
+//   those terms out again. Padding bits past C stay 0.
 
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;

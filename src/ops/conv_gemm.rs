@@ -66,15 +66,12 @@ const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
 const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
 const IM2COL_WORDS: Kernel = layout_kernel!("conv/im2col_words.wgsl", "im2col_words");
-const CONV_PAD_TERMS: Kernel = kernel!(
-    "conv/conv_pad_terms.wgsl",
-    "conv_pad_terms",
-    [Read, ReadWrite]
-);
+const CONV_PAD_TERMS: Kernel =
+    kernel!("conv/conv_finish.wgsl", "conv_pad_terms", [Read, ReadWrite]);
 const CONV_FINISH: Kernel = kernel!(
     "conv/conv_finish.wgsl",
     "conv_finish",
-    [Read, Read, ReadWrite]
+    [Read, ReadWrite, Read, ReadWrite]
 );
 const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
 
@@ -312,8 +309,9 @@ pub fn binary_conv2d_gemm(
         &[("WG", 64.0)],
         &params,
         &[
+            w.words.binding(),
             terms.binding(),
-            scale.map_or(terms.binding(), |s| s.binding()),
+            scale.map_or(w.words.binding(), |s| s.binding()),
             y.binding(),
         ],
         groups_for(gpu, g.n * g.o * plane, 64),
