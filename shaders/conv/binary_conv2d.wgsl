@@ -60,6 +60,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> wt: array<u32>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// The padding terms of the XNOR-GEMM convolution (conv_pad_terms, conv_finish).
+@group(0) @binding(5) var<storage, read_write> terms: array<i32>;
 
 override WG: u32 = 64u;
 override RO: u32 = 8u;
@@ -191,4 +193,69 @@ fn binary_conv2d(
             out[(n * p.o + o) * ohw + r] = v;
         }
     }
+}
+
+// The convolution as an XNOR GEMM (conv_gemm.rs: im2col_words, then the
+// vec4 XNOR GEMM into out, unscaled) reads taps outside the image as +1;
+// zero padding must add nothing. Two passes take those terms out:
+//
+// conv_pad_terms: for each output channel o and output pixel s of a plane,
+//   terms[o, s] = sum over the taps t of s outside the image of S[o, t],
+//   S[o, t] = sum over channels of sign(w[o, c, t]) = 2 * popcount(w_t) - C;
+//   the same for every image, so computed once (O * OH * OW invocations).
+// conv_finish: out[n, o, s] = scale[o] * (out[n, o, s] - terms[o, s]). out
+//   holds exact integers before, so the result equals binary_conv2d's bit
+//   for bit.
+
+@compute @workgroup_size(WG)
+fn conv_pad_terms(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let plane = p.oh * p.ow;
+    if (i >= p.o * plane) {
+        return;
+    }
+    let o = i / plane;
+    let s = i % plane;
+    let iy0 = i32((s / p.ow) * p.stride) - i32(p.pad);
+    let ix0 = i32((s % p.ow) * p.stride) - i32(p.pad);
+    var outside = 0i;
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let iy = iy0 + i32(ky);
+            let ix = ix0 + i32(kx);
+            if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
+                let row = (o * p.kh * p.kw + ky * p.kw + kx) * p.w_row;
+                var ones = 0u;
+                for (var j = 0u; j < p.cw; j++) {
+                    ones += countOneBits(wt[row + j * p.w_word]);
+                }
+                outside += 2i * i32(ones) - i32(p.c);
+            }
+        }
+    }
+    terms[i] = outside;
+}
+
+@compute @workgroup_size(WG)
+fn conv_finish(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    let plane = p.oh * p.ow;
+    if (i >= p.n * p.o * plane) {
+        return;
+    }
+    // Integer division is scalar on a CPU adapter: two per element.
+    let os = i % (p.o * plane);
+    var v = out[i] - f32(terms[os]);
+    if (p.has_scale != 0u) {
+        v *= scale[os / plane];
+    }
+    out[i] = v;
 }

@@ -10,7 +10,7 @@ use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
 use super::pack::{BitLayout, PackedBits};
-use super::unused;
+use super::{groups_for, unused};
 
 /// The geometry of one conv2d: batch, channels, image, kernel, stride, padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -261,35 +261,7 @@ fn packed_conv2d(
     let y = Tensor::empty(gpu, &g.output_shape(), DType::F32)?;
     let pixels = g.n * oh * ow;
     let (gx, groups, grid) = block.groups(gpu, pixels, g.o);
-    let params = BinaryParams {
-        n: g.n as u32,
-        c: g.c as u32,
-        h: g.h as u32,
-        w: g.w as u32,
-        o: g.o as u32,
-        kh: g.kh as u32,
-        kw: g.kw as u32,
-        stride: g.stride as u32,
-        pad: g.pad as u32,
-        oh: oh as u32,
-        ow: ow as u32,
-        cw: g.c.div_ceil(32) as u32,
-        pad_one: (padding == PadMode::One) as u32,
-        has_scale: scale.is_some() as u32,
-        groups_x: gx,
-        groups,
-        pixels: pixels as u32,
-        last_mask: if g.c.is_multiple_of(32) {
-            u32::MAX
-        } else {
-            (1u32 << (g.c % 32)) - 1
-        },
-        x_row: word_strides(x).0,
-        x_word: word_strides(x).1,
-        w_row: word_strides(w).0,
-        w_word: word_strides(w).1,
-        _pad: [0; 2],
-    };
+    let params = binary_params(g, x, w, scale.is_some(), padding, gx, groups);
     let mut constants = vec![
         ("WG", block.wg as f64),
         ("RO", block.rc as f64),
@@ -311,6 +283,99 @@ fn packed_conv2d(
         grid,
     );
     Ok(y)
+}
+
+/// The uniform parameters of binary_conv2d.wgsl's entry points.
+fn binary_params(
+    g: Conv2dGeom,
+    x: &PackedBits,
+    w: &PackedBits,
+    has_scale: bool,
+    padding: PadMode,
+    groups_x: u32,
+    groups: u32,
+) -> BinaryParams {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    BinaryParams {
+        n: g.n as u32,
+        c: g.c as u32,
+        h: g.h as u32,
+        w: g.w as u32,
+        o: g.o as u32,
+        kh: g.kh as u32,
+        kw: g.kw as u32,
+        stride: g.stride as u32,
+        pad: g.pad as u32,
+        oh: oh as u32,
+        ow: ow as u32,
+        cw: g.c.div_ceil(32) as u32,
+        pad_one: (padding == PadMode::One) as u32,
+        has_scale: has_scale as u32,
+        groups_x,
+        groups,
+        pixels: (g.n * oh * ow) as u32,
+        last_mask: if g.c.is_multiple_of(32) {
+            u32::MAX
+        } else {
+            (1u32 << (g.c % 32)) - 1
+        },
+        x_row: word_strides(x).0,
+        x_word: word_strides(x).1,
+        w_row: word_strides(w).0,
+        w_word: word_strides(w).1,
+        _pad: [0; 2],
+    }
+}
+
+const PAD_TERMS: Kernel = kernel!(
+    "conv/binary_conv2d.wgsl",
+    "conv_pad_terms",
+    [Read, Read, Read, ReadWrite, ReadWrite]
+);
+const FINISH: Kernel = kernel!(
+    "conv/binary_conv2d.wgsl",
+    "conv_finish",
+    [Read, Read, Read, ReadWrite, ReadWrite]
+);
+
+/// Finishes a binary convolution (zero padding) that an XNOR GEMM wrote
+/// unscaled into `y` `[N, O, OH, OW]` with the taps outside the image read
+/// as +1 ([`super::conv_gemm::binary_conv2d_gemm`]): takes those taps'
+/// terms out and applies `scale` (binary_conv2d.wgsl's conv_pad_terms and
+/// conv_finish), so `y` equals [`binary_conv2d`]'s output bit for bit.
+pub(crate) fn finish_padded_gemm(
+    gpu: &Gpu,
+    x: &PackedBits,
+    w: &PackedBits,
+    g: Conv2dGeom,
+    scale: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<(), GpuError> {
+    let plane = g.out_h() * g.out_w();
+    let params = binary_params(g, x, w, scale.is_some(), PadMode::Zero, 0, 0);
+    let terms = Tensor::empty(gpu, &[g.o, plane], DType::U32)?;
+    let bindings = [
+        x.words.binding(),
+        w.words.binding(),
+        scale.map_or(w.words.binding(), |s| s.binding()),
+        y.binding(),
+        terms.binding(),
+    ];
+    gpu.launch(
+        &PAD_TERMS,
+        &[("WG", 64.0)],
+        &params,
+        &bindings,
+        groups_for(gpu, g.o * plane, 64),
+    );
+    gpu.launch(
+        &FINISH,
+        &[("WG", 64.0)],
+        &params,
+        &bindings,
+        groups_for(gpu, g.n * g.o * plane, 64),
+    );
+    Ok(())
 }
 
 /// (row stride, word stride) of a packed operand's words.

@@ -66,13 +66,6 @@ const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
 const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
 const IM2COL_WORDS: Kernel = layout_kernel!("conv/im2col_words.wgsl", "im2col_words");
-const CONV_PAD_TERMS: Kernel =
-    kernel!("conv/conv_finish.wgsl", "conv_pad_terms", [Read, ReadWrite]);
-const CONV_FINISH: Kernel = kernel!(
-    "conv/conv_finish.wgsl",
-    "conv_finish",
-    [Read, ReadWrite, Read, ReadWrite]
-);
 const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
 
 /// Bytes one chunk's largest temporary may take (changeable so tests can
@@ -195,25 +188,6 @@ pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<T
     Ok(y)
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct FinishParams {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    o: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad: u32,
-    oh: u32,
-    ow: u32,
-    cw: u32,
-    has_scale: u32,
-    _pad: [u32; 3],
-}
-
 /// [`super::conv::binary_conv2d`] with zero padding as an XNOR GEMM: the
 /// input's packed words laid out per tap (im2col of whole words, no bit
 /// packing), the vec4 XNOR GEMM written straight into NCHW, then the
@@ -280,42 +254,7 @@ pub fn binary_conv2d_gemm(
             n0 * g.o * plane,
         )?;
     }
-    let params = FinishParams {
-        n: g.n as u32,
-        c: g.c as u32,
-        h: g.h as u32,
-        w: g.w as u32,
-        o: g.o as u32,
-        kh: g.kh as u32,
-        kw: g.kw as u32,
-        stride: g.stride as u32,
-        pad: g.pad as u32,
-        oh: g.out_h() as u32,
-        ow: g.out_w() as u32,
-        cw: cw as u32,
-        has_scale: scale.is_some() as u32,
-        _pad: [0; 3],
-    };
-    let terms = Tensor::empty(gpu, &[g.o, plane], DType::U32)?;
-    gpu.launch(
-        &CONV_PAD_TERMS,
-        &[("WG", 64.0)],
-        &params,
-        &[w.words.binding(), terms.binding()],
-        groups_for(gpu, g.o * plane, 64),
-    );
-    gpu.launch(
-        &CONV_FINISH,
-        &[("WG", 64.0)],
-        &params,
-        &[
-            w.words.binding(),
-            terms.binding(),
-            scale.map_or(w.words.binding(), |s| s.binding()),
-            y.binding(),
-        ],
-        groups_for(gpu, g.n * g.o * plane, 64),
-    );
+    super::conv::finish_padded_gemm(gpu, x, w, g, scale, &y)?;
     Ok(y)
 }
 
