@@ -117,6 +117,22 @@ fn binary_conv2d_matches_cpu_for_both_paddings() {
                     "scaled binary conv {g:?} {padding:?} {block:?}"
                 );
             }
+            // The convolution as an XNOR GEMM (zero padding, row-major
+            // operands), in one chunk and in one image per chunk.
+            if padding == PadMode::Zero {
+                use bitprop::ops::conv_gemm::binary_conv2d_gemm;
+                in_one_and_several_chunks(|chunk_bytes| {
+                    for (scale, want) in [(None, &want), (Some(&st), &want_scaled)] {
+                        let y = binary_conv2d_gemm(&gpu, &xp, &wp, g, scale).unwrap();
+                        assert_eq!(
+                            &y.to_f32(&gpu).unwrap(),
+                            want,
+                            "binary conv as XNOR GEMM {g:?} scaled {} chunk budget {chunk_bytes}",
+                            scale.is_some()
+                        );
+                    }
+                });
+            }
             // Word-major operands read the same words through other strides.
             for (xq, wq) in [(&xp_wm, &wp), (&xp, &wp_wm), (&xp_wm, &wp_wm)] {
                 let y = binary_conv2d(&gpu, xq, wq, g, None, padding).unwrap();
@@ -433,40 +449,6 @@ fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() 
                 // The padding correction subtracts sums as large as the result.
                 atol(g.n * g.out_h() * g.out_w()) * 4.0,
                 1e-5,
-            );
-        }
-    });
-}
-
-#[test]
-fn binary_conv_as_xnor_gemm_equals_the_cpu_reference_exactly() {
-    use bitprop::ops::conv_gemm::binary_conv2d_gemm;
-    let gpu = gpu();
-    let mut rng = Rng::new(18);
-    in_one_and_several_chunks(|chunk_bytes| {
-        for g in geoms() {
-            let x = values(&mut rng, numel(g.input_shape()));
-            let w = values(&mut rng, numel(g.weight_shape()));
-            let s = rng.vec(g.o);
-            let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
-            let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
-            let st = Tensor::from_f32(&gpu, &[g.o], &s).unwrap();
-            let xp = pack_signs(&gpu, &xt, g.n, g.c, g.h * g.w, BitLayout::RowMajor).unwrap();
-            let wp = pack_signs(&gpu, &wt, g.o, g.c, g.taps(), BitLayout::RowMajor).unwrap();
-            let what = format!("{g:?} chunk budget {chunk_bytes}");
-            let y = binary_conv2d_gemm(&gpu, &xp, &wp, g, None).unwrap();
-            assert_eq!(y.shape(), g.output_shape());
-            assert_eq!(
-                y.to_f32(&gpu).unwrap(),
-                binary_conv2d_cpu(&x, &w, g, None, PadMode::Zero),
-                "binary conv as GEMM {what}"
-            );
-            // Integer results times one f32 multiply on both sides: exact.
-            let y = binary_conv2d_gemm(&gpu, &xp, &wp, g, Some(&st)).unwrap();
-            assert_eq!(
-                y.to_f32(&gpu).unwrap(),
-                binary_conv2d_cpu(&x, &w, g, Some(&s), PadMode::Zero),
-                "scaled binary conv as GEMM {what}"
             );
         }
     });
