@@ -169,12 +169,28 @@ struct CheckParams {
 }
 
 const ADAM: Kernel = kernel!(
-    "optim/adam.wgsl",
+    ["optim/adam_common.wgsl", "optim/adam.wgsl"],
     "adam",
     [Read, Read, ReadWrite, ReadWrite, ReadWrite]
 );
+/// [`ADAM`] four elements per lane (sizes that are multiples of 4).
+const ADAM4: Kernel = kernel!(
+    ["optim/adam_common.wgsl", "optim/adam4.wgsl"],
+    "adam4",
+    [Read, Read, ReadWrite, ReadWrite, ReadWrite]
+);
 const SGD: Kernel = kernel!("optim/sgd.wgsl", "sgd", [Read, Read, ReadWrite, ReadWrite]);
-const CHECK_FINITE: Kernel = kernel!("optim/check_finite.wgsl", "check_finite", [Read, ReadWrite]);
+const CHECK_FINITE: Kernel = kernel!(
+    ["optim/check_finite_common.wgsl", "optim/check_finite.wgsl"],
+    "check_finite",
+    [Read, ReadWrite]
+);
+/// [`CHECK_FINITE`] four elements per lane (sizes that are multiples of 4).
+const CHECK_FINITE4: Kernel = kernel!(
+    ["optim/check_finite_common.wgsl", "optim/check_finite4.wgsl"],
+    "check_finite4",
+    [Read, ReadWrite]
+);
 
 fn check_update_operands(what: &str, param: &Tensor, others: &[(&str, &Tensor)], skip: &Tensor) {
     assert_eq!(param.dtype(), DType::F32, "{what}: param must be f32");
@@ -221,9 +237,16 @@ fn adam_like(
         !exp_avg.same_buffer(exp_avg_sq),
         "{what}: exp_avg and exp_avg_sq share a buffer"
     );
-    let params = AdamParams::new(param.numel(), cfg, step, decoupled);
+    // Four elements per lane where the size allows (a quarter of the loads).
+    let n = param.numel();
+    let (kernel, lanes) = if n.is_multiple_of(4) {
+        (&ADAM4, n / 4)
+    } else {
+        (&ADAM, n)
+    };
+    let params = AdamParams::new(lanes, cfg, step, decoupled);
     gpu.launch(
-        &ADAM,
+        kernel,
         &[("WG", 64.0)],
         &params,
         &[
@@ -233,7 +256,7 @@ fn adam_like(
             exp_avg.binding(),
             exp_avg_sq.binding(),
         ],
-        groups_for(gpu, param.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
 }
 
@@ -351,16 +374,22 @@ pub fn check_finite_tagged(gpu: &Gpu, x: &Tensor, flag: &Tensor, tag: u32) {
     if x.numel() == 0 {
         return;
     }
+    let n = x.numel();
+    let (kernel, lanes) = if n.is_multiple_of(4) {
+        (&CHECK_FINITE4, n / 4)
+    } else {
+        (&CHECK_FINITE, n)
+    };
     gpu.launch(
-        &CHECK_FINITE,
+        kernel,
         &[("WG", 64.0)],
         &CheckParams {
-            n: x.numel() as u32,
+            n: lanes as u32,
             tag,
             _pad: [0; 2],
         },
         &[x.binding(), flag.binding()],
-        groups_for(gpu, x.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
 }
 
