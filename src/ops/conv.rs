@@ -9,7 +9,7 @@ use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
-use super::pack::{BitLayout, PackedBits};
+use super::pack::{BitLayout, PackedBits, last_word_mask};
 use super::{groups_for, unused};
 
 /// The geometry of one conv2d: batch, channels, image, kernel, stride, padding.
@@ -314,11 +314,7 @@ fn binary_params(
         groups_x,
         groups,
         pixels: (g.n * oh * ow) as u32,
-        last_mask: if g.c.is_multiple_of(32) {
-            u32::MAX
-        } else {
-            (1u32 << (g.c % 32)) - 1
-        },
+        last_mask: last_word_mask(g.c),
         x_row: word_strides(x).0,
         x_word: word_strides(x).1,
         w_row: word_strides(w).0,

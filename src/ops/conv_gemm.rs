@@ -11,7 +11,7 @@ use crate::tensor::{DType, Tensor};
 use super::conv::Conv2dGeom;
 use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout, xnor_gemm_nchw};
 use super::groups_for;
-use super::pack::{BitLayout, PackedBits, pack_signs};
+use super::pack::{BitLayout, PackedBits, last_word_mask, pack_signs};
 use super::sign_gemm::{sign_gemm, sign_gemm_into};
 use super::tune::GemmFamily;
 
@@ -107,11 +107,7 @@ fn params(g: &Conv2dGeom, n0: usize, images: usize) -> LayoutParams {
         o: g.o as u32,
         op: g.o.next_multiple_of(4) as u32,
         cw: g.c.div_ceil(32) as u32,
-        last_mask: if g.c.is_multiple_of(32) {
-            u32::MAX
-        } else {
-            (1u32 << (g.c % 32)) - 1
-        },
+        last_mask: last_word_mask(g.c),
         _pad: [0; 2],
     }
 }

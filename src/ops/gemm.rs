@@ -169,6 +169,16 @@ fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
         _ => panic!("no vec4 GEMM kernel with {rm} rows (4, 8 or 16)"),
     }
 }
+/// The vec4 XNOR kernel of `rm` rows; with `subgroups`, the one sharing
+/// a's words by subgroup broadcast where the adapter has subgroups.
+fn xnor_vec4_kernel(gpu: &Gpu, rm: u32, subgroups: bool) -> &'static Kernel {
+    if subgroups && gpu.has_subgroups(8) {
+        vec4_kernel(&XNOR_VEC4S, rm)
+    } else {
+        vec4_kernel(&XNOR_VEC4, rm)
+    }
+}
+
 const XNOR_TILED: Kernel = kernel!(
     "gemm/xnor_gemm.wgsl",
     "xnor_gemm_tiled",
@@ -233,11 +243,8 @@ fn packed_gemm(
         (GemmVariant::Tiled, BitLayout::WordMajor) => {
             panic!("xnor_gemm: the tiled variant needs row-major b")
         }
-        (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
-        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) if gpu.has_subgroups(8) => {
-            vec4_kernel(&XNOR_VEC4S, rm)
-        }
-        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) => vec4_kernel(&XNOR_VEC4, rm),
+        (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => xnor_vec4_kernel(gpu, rm, false),
+        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) => xnor_vec4_kernel(gpu, rm, true),
         (GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. }, _) => {
             panic!("xnor_gemm has no nt4 variant")
         }
@@ -308,8 +315,8 @@ pub(crate) fn xnor_gemm_nchw(
         _ => GemmVariant::Vec4 { wg: 64, rm: 8 },
     };
     let kernel = match variant {
-        GemmVariant::Vec4s { rm, .. } if gpu.has_subgroups(8) => vec4_kernel(&XNOR_VEC4S, rm),
-        GemmVariant::Vec4 { rm, .. } | GemmVariant::Vec4s { rm, .. } => vec4_kernel(&XNOR_VEC4, rm),
+        GemmVariant::Vec4 { rm, .. } => xnor_vec4_kernel(gpu, rm, false),
+        GemmVariant::Vec4s { rm, .. } => xnor_vec4_kernel(gpu, rm, true),
         _ => unreachable!("chosen above"),
     };
     let (gx, gy) = variant.grid(m, n);

@@ -192,6 +192,16 @@ const CHECK_FINITE4: Kernel = kernel!(
     [Read, ReadWrite]
 );
 
+/// The kernel for `n` elements and its lane count: four elements per lane
+/// where `n` allows (a quarter of the loads on a CPU adapter), else one.
+fn per_lane<'a>(n: usize, scalar: &'a Kernel, vec4: &'a Kernel) -> (&'a Kernel, usize) {
+    if n.is_multiple_of(4) {
+        (vec4, n / 4)
+    } else {
+        (scalar, n)
+    }
+}
+
 fn check_update_operands(what: &str, param: &Tensor, others: &[(&str, &Tensor)], skip: &Tensor) {
     assert_eq!(param.dtype(), DType::F32, "{what}: param must be f32");
     for (name, t) in others {
@@ -237,13 +247,7 @@ fn adam_like(
         !exp_avg.same_buffer(exp_avg_sq),
         "{what}: exp_avg and exp_avg_sq share a buffer"
     );
-    // Four elements per lane where the size allows (a quarter of the loads).
-    let n = param.numel();
-    let (kernel, lanes) = if n.is_multiple_of(4) {
-        (&ADAM4, n / 4)
-    } else {
-        (&ADAM, n)
-    };
+    let (kernel, lanes) = per_lane(param.numel(), &ADAM, &ADAM4);
     let params = AdamParams::new(lanes, cfg, step, decoupled);
     gpu.launch(
         kernel,
@@ -374,12 +378,7 @@ pub fn check_finite_tagged(gpu: &Gpu, x: &Tensor, flag: &Tensor, tag: u32) {
     if x.numel() == 0 {
         return;
     }
-    let n = x.numel();
-    let (kernel, lanes) = if n.is_multiple_of(4) {
-        (&CHECK_FINITE4, n / 4)
-    } else {
-        (&CHECK_FINITE, n)
-    };
+    let (kernel, lanes) = per_lane(x.numel(), &CHECK_FINITE, &CHECK_FINITE4);
     gpu.launch(
         kernel,
         &[("WG", 64.0)],

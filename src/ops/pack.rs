@@ -30,6 +30,16 @@ impl PackedBits {
     }
 }
 
+/// The valid bits of the last word of a row of `k` packed bits (all ones
+/// when `k` is a multiple of 32).
+pub fn last_word_mask(k: usize) -> u32 {
+    if k.is_multiple_of(32) {
+        u32::MAX
+    } else {
+        (1u32 << (k % 32)) - 1
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct PackParams {
