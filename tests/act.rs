@@ -360,3 +360,48 @@ fn channel_affine_and_scaled_signs_match_cpu() {
         assert_eq!(got, want, "[{rows}, {k}]");
     }
 }
+
+/// Two modules named by the same last file (as a module assembled from
+/// several files is) stay two modules in the pipeline cache: each launch runs
+/// its own source.
+#[test]
+fn pipeline_cache_keeps_modules_with_the_same_name_apart() {
+    use bitprop::gpu::{Access, Kernel};
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        value: u32,
+        _pad: [u32; 3],
+    }
+    macro_rules! body {
+        () => {
+            "struct Params { value: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1)
+fn write() { out[0] = p.value + OFFSET; }
+"
+        };
+    }
+    let first = Kernel {
+        file: "same/name.wgsl",
+        source: concat!("const OFFSET: u32 = 100u;\n", body!()),
+        entry: "write",
+        bindings: &[Access::ReadWrite],
+    };
+    let second = Kernel {
+        source: concat!("const OFFSET: u32 = 200u;\n", body!()),
+        ..first
+    };
+    let gpu = gpu();
+    let a = Tensor::zeros(&gpu, &[1], bitprop::DType::U32).unwrap();
+    let b = Tensor::zeros(&gpu, &[1], bitprop::DType::U32).unwrap();
+    let params = Params {
+        value: 1,
+        _pad: [0; 3],
+    };
+    gpu.launch(&first, &[], &params, &[a.binding()], [1, 1, 1]);
+    gpu.launch(&second, &[], &params, &[b.binding()], [1, 1, 1]);
+    assert_eq!(a.to_u32(&gpu).unwrap(), vec![101]);
+    assert_eq!(b.to_u32(&gpu).unwrap(), vec![201]);
+}

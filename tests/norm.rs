@@ -24,6 +24,10 @@ const SHAPES: &[&[usize]] = &[
     &[3, 1, 17, 19],
     &[7, 5, 1, 1],
     &[2, 2, 40, 40],
+    // four elements per lane: S == 1, and S % 4 == 0, with C % 4 == 0
+    &[6, 12],
+    &[3, 8, 2, 6],
+    &[2, 16, 7, 4],
 ];
 
 /// Values in [-1, 1) plus a per-channel offset, so means are far from 0 and

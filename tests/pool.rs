@@ -15,6 +15,9 @@ const SHAPES: &[[usize; 4]] = &[
     [3, 2, 8, 8],
     [1, 1, 2, 201],
     [2, 16, 33, 31],
+    // even H and W: the backward runs one lane per window
+    [2, 3, 6, 10],
+    [2, 16, 34, 30],
 ];
 
 /// Coarse values so many windows hold ties (the first in the window wins).

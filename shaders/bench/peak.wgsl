@@ -1,10 +1,13 @@
 // Register-only microkernels that measure an adapter's arithmetic peaks.
 //
 // out: u32/f32 [invocations], one value per invocation so the compiler
-//      cannot drop the work. Each invocation runs `iters` iterations of 16
-//      independent chains: popcount_peak does 16 xor + popcount + add per
-//      iteration (16 words = 16 * 64 binary ops; the y update adds a vector add per
-//      four xor-popcount-adds), fma_peak 16 FMAs.
+//      cannot drop the work. Each invocation runs `iters` iterations:
+//      popcount_peak does 16 xor + popcount + add (16 independent chains; 16
+//      words = 16 * 64 binary ops; the y update adds a vector add per four
+//      xor-popcount-adds), fma_peak 32 FMAs in 32 independent chains. With
+//      16 FMA chains lavapipe measured 20-30% below this: the loop's own
+//      cost (its exec-mask bookkeeping) is then a visible share, and a peak
+//      measured low would overstate every "% of FMA peak".
 
 struct Params {
     iters: u32,
@@ -57,12 +60,20 @@ fn fma_peak(
     var a1 = a0 + vec4<f32>(1e-3);
     var a2 = a0 + vec4<f32>(2e-3);
     var a3 = a0 + vec4<f32>(3e-3);
+    var a4 = a0 + vec4<f32>(4e-3);
+    var a5 = a0 + vec4<f32>(5e-3);
+    var a6 = a0 + vec4<f32>(6e-3);
+    var a7 = a0 + vec4<f32>(7e-3);
     for (var it = 0u; it < p.iters; it++) {
         a0 = fma(a0, m, c);
         a1 = fma(a1, m, c);
         a2 = fma(a2, m, c);
         a3 = fma(a3, m, c);
+        a4 = fma(a4, m, c);
+        a5 = fma(a5, m, c);
+        a6 = fma(a6, m, c);
+        a7 = fma(a7, m, c);
     }
-    let s = a0 + a1 + a2 + a3;
+    let s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
     out[idx] = bitcast<u32>(s.x + s.y + s.z + s.w);
 }

@@ -14,7 +14,10 @@ pub struct CachedPipeline {
 
 #[derive(Default)]
 pub struct PipelineCache {
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    /// Keyed by the source text's address and length: a module assembled
+    /// from several files is named by its last one, which other modules may
+    /// end with too.
+    modules: Mutex<HashMap<(usize, usize), wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<String, Arc<CachedPipeline>>>,
 }
 
@@ -25,7 +28,8 @@ impl PipelineCache {
         kernel: &Kernel,
         constants: &[(&str, f64)],
     ) -> Arc<CachedPipeline> {
-        let mut key = format!("{}::{}", kernel.file, kernel.entry);
+        let source_key = (kernel.source.as_ptr() as usize, kernel.source.len());
+        let mut key = format!("{}::{}@{:?}", kernel.file, kernel.entry, source_key);
         for (name, value) in constants {
             key.push_str(&format!(";{name}={value}"));
         }
@@ -35,7 +39,7 @@ impl PipelineCache {
         let module = {
             let mut modules = self.modules.lock().unwrap();
             modules
-                .entry(kernel.file)
+                .entry(source_key)
                 .or_insert_with(|| {
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(kernel.file),

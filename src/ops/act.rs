@@ -10,8 +10,8 @@ use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
-use super::groups_for;
 use super::reduce::channel_view;
+use super::{PerLane, groups_for};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -22,57 +22,84 @@ struct ElementParams {
     _pad: u32,
 }
 
-const SIGN: Kernel = kernel!("act/unary.wgsl", "sign_forward", [Read, ReadWrite]);
-const CLAMP: Kernel = kernel!("act/unary.wgsl", "clamp_forward", [Read, ReadWrite]);
-const TERNARY: Kernel = kernel!("act/unary.wgsl", "ternary_forward", [Read, ReadWrite]);
-const STEP01: Kernel = kernel!("act/unary.wgsl", "step01_forward", [Read, ReadWrite]);
-const SCALE: Kernel = kernel!("act/unary.wgsl", "scale_forward", [Read, ReadWrite]);
-const ADD_SCALED: Kernel = kernel!("act/unary.wgsl", "add_scaled", [Read, ReadWrite]);
+/// An entry of act/unary.wgsl and its four-per-lane twin in unary4.wgsl.
+macro_rules! unary_kernel {
+    ($one:literal, $four:literal) => {
+        PerLane {
+            one: kernel!(
+                ["act/unary_common.wgsl", "act/unary.wgsl"],
+                $one,
+                [Read, ReadWrite]
+            ),
+            four: kernel!(
+                ["act/unary_common.wgsl", "act/unary4.wgsl"],
+                $four,
+                [Read, ReadWrite]
+            ),
+        }
+    };
+}
 
-const STE_SIGN_BACKWARD: Kernel = kernel!(
-    "act/binary.wgsl",
-    "ste_sign_backward",
-    [Read, Read, ReadWrite]
-);
-const APPROX_SIGN_BACKWARD: Kernel = kernel!(
-    "act/binary.wgsl",
-    "approx_sign_backward",
-    [Read, Read, ReadWrite]
-);
-const HARDTANH_BACKWARD: Kernel = kernel!(
-    "act/binary.wgsl",
-    "hardtanh_backward",
-    [Read, Read, ReadWrite]
-);
-const ADD: Kernel = kernel!("act/binary.wgsl", "add", [Read, Read, ReadWrite]);
+/// An entry of act/binary.wgsl and its four-per-lane twin in binary4.wgsl.
+macro_rules! binary_kernel {
+    ($one:literal, $four:literal) => {
+        PerLane {
+            one: kernel!(
+                ["act/binary_common.wgsl", "act/binary.wgsl"],
+                $one,
+                [Read, Read, ReadWrite]
+            ),
+            four: kernel!(
+                ["act/binary_common.wgsl", "act/binary4.wgsl"],
+                $four,
+                [Read, Read, ReadWrite]
+            ),
+        }
+    };
+}
+
+const SIGN: PerLane = unary_kernel!("sign_forward", "sign_forward4");
+const CLAMP: PerLane = unary_kernel!("clamp_forward", "clamp_forward4");
+const TERNARY: PerLane = unary_kernel!("ternary_forward", "ternary_forward4");
+const STEP01: PerLane = unary_kernel!("step01_forward", "step01_forward4");
+const SCALE: PerLane = unary_kernel!("scale_forward", "scale_forward4");
+const ADD_SCALED: PerLane = unary_kernel!("add_scaled", "add_scaled4");
+
+const STE_SIGN_BACKWARD: PerLane = binary_kernel!("ste_sign_backward", "ste_sign_backward4");
+const APPROX_SIGN_BACKWARD: PerLane =
+    binary_kernel!("approx_sign_backward", "approx_sign_backward4");
+const HARDTANH_BACKWARD: PerLane = binary_kernel!("hardtanh_backward", "hardtanh_backward4");
+const ADD: PerLane = binary_kernel!("add", "add4");
 
 /// Per-channel kernels reduce with this many lanes per channel.
 const CHANNEL_WG: f64 = 256.0;
 
-fn element_params(n: usize, a: f32, b: f32) -> ElementParams {
+/// Parameters for `lanes` lanes (elements, or vec4s for a four-per-lane kernel).
+fn element_params(lanes: usize, a: f32, b: f32) -> ElementParams {
     ElementParams {
-        n: n as u32,
+        n: lanes as u32,
         a,
         b,
         _pad: 0,
     }
 }
 
-fn unary(gpu: &Gpu, kernel: &Kernel, x: &Tensor, a: f32, b: f32) -> Result<Tensor, GpuError> {
+fn unary(gpu: &Gpu, kernel: &PerLane, x: &Tensor, a: f32, b: f32) -> Result<Tensor, GpuError> {
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let (kernel, lanes) = kernel.pick(x.numel());
     gpu.launch(
         kernel,
         &[("WG", 64.0)],
-        &element_params(x.numel(), a, b),
+        &element_params(lanes, a, b),
         &[x.binding(), y.binding()],
-        groups_for(gpu, x.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok(y)
 }
 
 fn binary(
     gpu: &Gpu,
-    kernel: &Kernel,
+    kernel: &PerLane,
     x: &Tensor,
     g: &Tensor,
     lo: f32,
@@ -82,15 +109,16 @@ fn binary(
         x.shape(),
         g.shape(),
         "{}: operands {x:?} and {g:?} differ in shape",
-        kernel.entry
+        kernel.one.entry
     );
     let out = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let (kernel, lanes) = kernel.pick(x.numel());
     gpu.launch(
         kernel,
         &[("WG", 64.0)],
-        &element_params(x.numel(), lo, hi),
+        &element_params(lanes, lo, hi),
         &[x.binding(), g.binding(), out.binding()],
-        groups_for(gpu, x.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok(out)
 }
@@ -202,12 +230,13 @@ pub fn add_scaled(gpu: &Gpu, y: &Tensor, x: &Tensor, s: f32) {
         !y.same_buffer(x),
         "add_scaled: y and x share a buffer; use scale for y *= 1 + s"
     );
+    let (kernel, lanes) = ADD_SCALED.pick(x.numel());
     gpu.launch(
-        &ADD_SCALED,
+        kernel,
         &[("WG", 64.0)],
-        &element_params(x.numel(), s, 0.0),
+        &element_params(lanes, s, 0.0),
         &[x.binding(), y.binding()],
-        groups_for(gpu, x.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
 }
 

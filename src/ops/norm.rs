@@ -81,6 +81,12 @@ const APPLY: Kernel = kernel!(
     "bn_apply",
     [Read, Read, Read, Read, Read, ReadWrite]
 );
+/// [`APPLY`] four elements per lane, where [`four_per_lane`] allows.
+const APPLY4: Kernel = kernel!(
+    ["norm/channel4.wgsl", "norm/bn_apply4.wgsl"],
+    "bn_apply4",
+    [Read, Read, Read, Read, Read, ReadWrite]
+);
 const BACKWARD_REDUCE: Kernel = kernel!(
     "norm/bn_backward.wgsl",
     "bn_backward_reduce",
@@ -102,6 +108,19 @@ const BACKWARD_DX: Kernel = kernel!(
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
     ]
 );
+/// [`BACKWARD_DX`] four elements per lane, where [`four_per_lane`] allows.
+const BACKWARD_DX4: Kernel = kernel!(
+    ["norm/channel4.wgsl", "norm/bn_backward_dx4.wgsl"],
+    "bn_backward_dx4",
+    [Read, Read, Read, Read, Read, Read, Read, ReadWrite]
+);
+
+/// Whether the elementwise passes over `[N, C, S]` run four elements per
+/// lane: each vec4 then lies in one channel (S % 4 == 0) or spans four
+/// neighbouring ones (S == 1), and the per-channel arrays read as vec4s.
+fn four_per_lane(c: usize, s: usize) -> bool {
+    c.is_multiple_of(4) && (s == 1 || s.is_multiple_of(4))
+}
 
 /// Lanes of a per-channel reduction workgroup: a power of two the adapter
 /// allows, at most 256 (the shaders' workgroup array), 64 on CPU adapters
@@ -204,8 +223,13 @@ fn launch_apply(
 ) -> Result<Tensor, GpuError> {
     let [_, c, s] = channel_dims(x.shape());
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let (kernel, lanes) = if four_per_lane(c, s) {
+        (&APPLY4, x.numel() / 4)
+    } else {
+        (&APPLY, x.numel())
+    };
     let params = ApplyParams {
-        total: x.numel() as u32,
+        total: lanes as u32,
         c: c as u32,
         s: s as u32,
         stat_is_var: stat_is_var as u32,
@@ -213,7 +237,7 @@ fn launch_apply(
         _pad: [0; 3],
     };
     gpu.launch(
-        &APPLY,
+        kernel,
         &[("WG", 64.0)],
         &params,
         &[
@@ -224,7 +248,7 @@ fn launch_apply(
             beta.binding(),
             y.binding(),
         ],
-        groups_for(gpu, x.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok(y)
 }
@@ -394,12 +418,17 @@ pub fn batch_norm_backward(
             gpu.grid(c as u64),
         );
     }
+    let (dx_kernel, lanes) = if four_per_lane(c, s) {
+        (&BACKWARD_DX4, x.numel() / 4)
+    } else {
+        (&BACKWARD_DX, x.numel())
+    };
     gpu.launch(
-        &BACKWARD_DX,
+        dx_kernel,
         &[("WG", 64.0)],
         &params,
         &bindings,
-        groups_for(gpu, x.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok((dx, dgamma, dbeta))
 }

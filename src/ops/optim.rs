@@ -13,7 +13,7 @@ use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
-use super::groups_for;
+use super::{PerLane, groups_for};
 
 /// Adam / AdamW hyper-parameters, f64 like the Python floats torch computes
 /// its per-step scalars from.
@@ -168,39 +168,31 @@ struct CheckParams {
     _pad: [u32; 2],
 }
 
-const ADAM: Kernel = kernel!(
-    ["optim/adam_common.wgsl", "optim/adam.wgsl"],
-    "adam",
-    [Read, Read, ReadWrite, ReadWrite, ReadWrite]
-);
-/// [`ADAM`] four elements per lane (sizes that are multiples of 4).
-const ADAM4: Kernel = kernel!(
-    ["optim/adam_common.wgsl", "optim/adam4.wgsl"],
-    "adam4",
-    [Read, Read, ReadWrite, ReadWrite, ReadWrite]
-);
+const ADAM: PerLane = PerLane {
+    one: kernel!(
+        ["optim/adam_common.wgsl", "optim/adam.wgsl"],
+        "adam",
+        [Read, Read, ReadWrite, ReadWrite, ReadWrite]
+    ),
+    four: kernel!(
+        ["optim/adam_common.wgsl", "optim/adam4.wgsl"],
+        "adam4",
+        [Read, Read, ReadWrite, ReadWrite, ReadWrite]
+    ),
+};
 const SGD: Kernel = kernel!("optim/sgd.wgsl", "sgd", [Read, Read, ReadWrite, ReadWrite]);
-const CHECK_FINITE: Kernel = kernel!(
-    ["optim/check_finite_common.wgsl", "optim/check_finite.wgsl"],
-    "check_finite",
-    [Read, ReadWrite]
-);
-/// [`CHECK_FINITE`] four elements per lane (sizes that are multiples of 4).
-const CHECK_FINITE4: Kernel = kernel!(
-    ["optim/check_finite_common.wgsl", "optim/check_finite4.wgsl"],
-    "check_finite4",
-    [Read, ReadWrite]
-);
-
-/// The kernel for `n` elements and its lane count: four elements per lane
-/// where `n` allows (a quarter of the loads on a CPU adapter), else one.
-fn per_lane<'a>(n: usize, scalar: &'a Kernel, vec4: &'a Kernel) -> (&'a Kernel, usize) {
-    if n.is_multiple_of(4) {
-        (vec4, n / 4)
-    } else {
-        (scalar, n)
-    }
-}
+const CHECK_FINITE: PerLane = PerLane {
+    one: kernel!(
+        ["optim/check_finite_common.wgsl", "optim/check_finite.wgsl"],
+        "check_finite",
+        [Read, ReadWrite]
+    ),
+    four: kernel!(
+        ["optim/check_finite_common.wgsl", "optim/check_finite4.wgsl"],
+        "check_finite4",
+        [Read, ReadWrite]
+    ),
+};
 
 fn check_update_operands(what: &str, param: &Tensor, others: &[(&str, &Tensor)], skip: &Tensor) {
     assert_eq!(param.dtype(), DType::F32, "{what}: param must be f32");
@@ -247,7 +239,7 @@ fn adam_like(
         !exp_avg.same_buffer(exp_avg_sq),
         "{what}: exp_avg and exp_avg_sq share a buffer"
     );
-    let (kernel, lanes) = per_lane(param.numel(), &ADAM, &ADAM4);
+    let (kernel, lanes) = ADAM.pick(param.numel());
     let params = AdamParams::new(lanes, cfg, step, decoupled);
     gpu.launch(
         kernel,
@@ -378,7 +370,7 @@ pub fn check_finite_tagged(gpu: &Gpu, x: &Tensor, flag: &Tensor, tag: u32) {
     if x.numel() == 0 {
         return;
     }
-    let (kernel, lanes) = per_lane(x.numel(), &CHECK_FINITE, &CHECK_FINITE4);
+    let (kernel, lanes) = CHECK_FINITE.pick(x.numel());
     gpu.launch(
         kernel,
         &[("WG", 64.0)],

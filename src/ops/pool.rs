@@ -29,6 +29,12 @@ const MAX_POOL_BACKWARD: Kernel = kernel!(
     "max_pool_backward",
     [Read, Read, ReadWrite]
 );
+/// [`MAX_POOL_BACKWARD`] one window per lane, for even H and W.
+const MAX_POOL_BACKWARD_WINDOWS: Kernel = kernel!(
+    "pool/max_pool_backward_windows.wgsl",
+    "max_pool_backward_windows",
+    [Read, Read, ReadWrite]
+);
 const AVG_POOL: Kernel = kernel!("pool/avg_pool.wgsl", "avg_pool_forward", [Read, ReadWrite]);
 const AVG_POOL_BACKWARD: Kernel =
     kernel!("pool/avg_pool.wgsl", "avg_pool_backward", [Read, ReadWrite]);
@@ -95,12 +101,18 @@ pub fn max_pool2x2_backward(
         "max_pool2x2_backward: argmax {argmax:?} for input {input_shape:?}"
     );
     let dx = Tensor::empty(gpu, input_shape, DType::F32)?;
+    // Every element lies in a window when H and W are even: one lane per window.
+    let (kernel, lanes) = if input_shape[2].is_multiple_of(2) && input_shape[3].is_multiple_of(2) {
+        (&MAX_POOL_BACKWARD_WINDOWS, g.numel())
+    } else {
+        (&MAX_POOL_BACKWARD, dx.numel())
+    };
     gpu.launch(
-        &MAX_POOL_BACKWARD,
+        kernel,
         &[("WG", 64.0)],
         &params(input_shape),
         &[g.binding(), argmax.binding(), dx.binding()],
-        groups_for(gpu, dx.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok(dx)
 }
