@@ -464,3 +464,68 @@ fn in_one_and_several_chunks(mut f: impl FnMut(usize)) {
     }
     set_chunk_bytes(48 << 20);
 }
+
+#[test]
+fn direct_one_channel_3x3_convolution_matches_cpu() {
+    use bitprop::ops::conv_gemm::{conv2d_backward_weights_gemm, conv2d_gemm};
+    use bitprop::ops::conv3x3_c1::{applies, backward_weights, forward};
+    let gpu = gpu();
+    let mut rng = Rng::new(31);
+    for g in [
+        // odd output height (the last lane writes one row), one row of groups
+        geom(2, 1, 7, 8, 8, 3, 1, 1),
+        geom(3, 1, 6, 6, 4, 3, 1, 0),
+        geom(1, 1, 9, 10, 12, 3, 1, 2),
+        // bcnn's conv1: 980 pixel groups, several per weight-gradient lane
+        geom(5, 1, 28, 28, 64, 3, 1, 1),
+    ] {
+        assert!(applies(&gpu, &g), "{g:?} should run direct");
+        let x = rng.vec(numel(g.input_shape()));
+        let w = rng.vec(numel(g.weight_shape()));
+        let gy = rng.vec(numel(g.output_shape()));
+        let xt = Tensor::from_f32(&gpu, &g.input_shape(), &x).unwrap();
+        let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+        let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+        let want_y = conv2d_cpu(&x, &w, g, None);
+        let want_dw = conv2d_backward_weights_cpu(&x, &gy, g);
+        let pixels = g.n * g.out_h() * g.out_w();
+        for (what, y, dw) in [
+            (
+                "direct",
+                forward(&gpu, &xt, &wt, g).unwrap(),
+                backward_weights(&gpu, &xt, &gt, g).unwrap(),
+            ),
+            (
+                "through conv_gemm",
+                conv2d_gemm(&gpu, &xt, &wt, g).unwrap(),
+                conv2d_backward_weights_gemm(&gpu, &xt, &gt, g).unwrap(),
+            ),
+        ] {
+            assert_eq!(y.shape(), g.output_shape());
+            assert_eq!(dw.shape(), g.weight_shape());
+            assert_close(
+                &format!("{what} forward {g:?}"),
+                &y.to_f32(&gpu).unwrap(),
+                &want_y,
+                atol(9),
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} weight gradient {g:?}"),
+                &dw.to_f32(&gpu).unwrap(),
+                &want_dw,
+                atol(pixels),
+                1e-5,
+            );
+        }
+    }
+    for g in [
+        geom(1, 1, 7, 5, 4, 3, 1, 1),   // output width not a multiple of 4
+        geom(1, 3, 8, 8, 4, 3, 1, 1),   // three input channels
+        geom(1, 1, 8, 8, 6, 3, 1, 1),   // output channels not in fours
+        geom(1, 1, 16, 16, 4, 3, 2, 1), // stride 2
+        geom(1, 1, 8, 8, 4, 1, 1, 0),   // 1x1
+    ] {
+        assert!(!applies(&gpu, &g), "{g:?} should not run direct");
+    }
+}

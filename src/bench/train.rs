@@ -244,7 +244,8 @@ pub struct CompareF32 {
     pub f32_vs_binary_bound_forward_only: f64,
     /// `savings_realized` against `f32_vs_binary_bound_forward_only`.
     pub savings_realized_forward_only: f64,
-    /// The binary step's f32 GEMMs: achieved flops/s as % of the FMA peak.
+    /// The binary step's f32 GEMMs (and the direct float convolutions that
+    /// replace a GEMM, `f32_conv*`): achieved flops/s as % of the FMA peak.
     pub gemm_pct_of_fma_peak: f64,
     /// The f32 twin's step's f32 GEMMs, likewise.
     pub f32_model_gemm_pct_of_fma_peak: f64,
@@ -308,18 +309,21 @@ pub fn compare_f32(
     let bound_forward_only = all / (float + signs as f64);
     let (t_bin, t_f32) = (binary.step_ms, real.step_ms);
     let fma_peak = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
-    let ms_of = |b: &TrainBench, prefix: &str| -> f64 {
+    let ms_of = |b: &TrainBench, prefixes: &[&str]| -> f64 {
         b.kernels
             .iter()
-            .filter(|k| k.entry.starts_with(prefix))
+            .filter(|k| prefixes.iter().any(|p| k.entry.starts_with(p)))
             .map(|k| k.ms_per_step)
             .sum()
     };
-    let gemm_rate = 2.0 * float / (ms_of(&binary, "f32_gemm") / 1e3);
+    // The float multiply-adds run in f32 GEMMs, or in a direct convolution
+    // where that replaces one (a one-channel first layer).
+    const FLOAT: &[&str] = &["f32_gemm", "f32_conv"];
+    let gemm_rate = 2.0 * float / (ms_of(&binary, FLOAT) / 1e3);
     let twin = step_macs(gpu, hf.model.as_ref(), batch)?;
     let twin_float = (twin.forward_float + twin.backward_float) as f64;
-    let twin_gemm_rate = 2.0 * twin_float / (ms_of(&real, "f32_gemm") / 1e3);
-    let sign_rate = signs as f64 / (ms_of(&binary, "sign_gemm") / 1e3);
+    let twin_gemm_rate = 2.0 * twin_float / (ms_of(&real, FLOAT) / 1e3);
+    let sign_rate = signs as f64 / (ms_of(&binary, &["sign_gemm"]) / 1e3);
     Ok(CompareF32 {
         adapter: gpu.description(),
         model: model_name.to_string(),

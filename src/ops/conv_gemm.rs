@@ -153,9 +153,13 @@ fn layout(
 }
 
 /// [`super::conv::conv2d`] (zero padding, no bias) as `W [O, K] x im2col^T`,
-/// written straight into NCHW.
+/// written straight into NCHW; a one-channel 3x3 input runs direct
+/// ([`super::conv3x3_c1`]) where that applies.
 pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<Tensor, GpuError> {
     g.check();
+    if super::conv3x3_c1::applies(gpu, &g) {
+        return super::conv3x3_c1::forward(gpu, x, w, g);
+    }
     let variant = gemm_variant(gpu)?;
     let k = g.c * g.kh * g.kw;
     let kp = k.next_multiple_of(4);
@@ -255,7 +259,8 @@ pub fn binary_conv2d_gemm(
 }
 
 /// [`super::conv::conv2d_backward_weights`] as `g [O, P] x im2col [P, K]`,
-/// accumulated over image chunks.
+/// accumulated over image chunks; a one-channel 3x3 input runs direct
+/// ([`super::conv3x3_c1`]) where that applies.
 pub fn conv2d_backward_weights_gemm(
     gpu: &Gpu,
     x: &Tensor,
@@ -263,6 +268,9 @@ pub fn conv2d_backward_weights_gemm(
     g: Conv2dGeom,
 ) -> Result<Tensor, GpuError> {
     g.check();
+    if super::conv3x3_c1::applies(gpu, &g) {
+        return super::conv3x3_c1::backward_weights(gpu, x, grad, g);
+    }
     let variant = gemm_variant(gpu)?;
     let k = g.c * g.kh * g.kw;
     let dw = Tensor::empty(gpu, &g.weight_shape(), DType::F32)?;

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod channel;
 pub mod conv;
+pub mod conv3x3_c1;
 pub mod conv_gemm;
 pub mod gemm;
 pub mod loss;
