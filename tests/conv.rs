@@ -429,8 +429,16 @@ fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() 
     use bitprop::ops::conv_gemm::conv2d_backward_weights_signs;
     let gpu = gpu();
     let mut rng = Rng::new(17);
+    // Stride 1, output the input's size, planes of whole vec4s: the tap rows
+    // are shifts of the input's pixel bits (im2col_bits_shifted.wgsl); images
+    // that start mid-word, 1x1, 5x5 with pad 2 (shifts of two rows).
+    let shifted = [
+        geom(2, 33, 8, 6, 5, 3, 1, 1),
+        geom(3, 4, 4, 4, 3, 1, 1, 0),
+        geom(2, 3, 6, 10, 4, 5, 1, 2),
+    ];
     in_one_and_several_chunks(|chunk_bytes| {
-        for g in geoms() {
+        for g in geoms().into_iter().chain(shifted) {
             // Signs as the sign activation writes them (+-1); the padding
             // taps are zeros the bits cannot hold, taken out after the GEMM.
             let x: Vec<f32> = rng

@@ -64,8 +64,20 @@ const IM2COL_COLS: Kernel = layout_kernel!("conv/im2col.wgsl", "im2col_cols");
 const COL2IM: Kernel = layout_kernel!("conv/im2col.wgsl", "col2im");
 const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
+const CHANNEL_ROWS4: Kernel = layout_kernel!("conv/layout4.wgsl", "channel_rows4");
+const PIXEL_ROWS4: Kernel = layout_kernel!("conv/layout4.wgsl", "pixel_rows4");
 const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
 const IM2COL_WORDS: Kernel = layout_kernel!("conv/im2col_words.wgsl", "im2col_words");
+const PIXEL_BITS: Kernel = kernel!(
+    ["conv/im2col_common.wgsl", "conv/pixel_bits.wgsl"],
+    "pixel_bits",
+    [Read, ReadWrite]
+);
+const IM2COL_BITS_SHIFTED: Kernel = kernel!(
+    ["conv/im2col_common.wgsl", "conv/im2col_bits_shifted.wgsl"],
+    "im2col_bits_shifted",
+    [Read, ReadWrite]
+);
 const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
 
 /// Bytes one chunk's largest temporary may take (changeable so tests can
@@ -131,6 +143,50 @@ fn chunks_of(gpu: &Gpu, g: &Conv2dGeom, per_image: usize) -> Vec<(usize, usize)>
         .step_by(step)
         .map(|n0| (n0, step.min(g.n - n0)))
         .collect()
+}
+
+/// Whether an output plane holds whole vec4s, so the vec4 layout kernels
+/// (layout4.wgsl) apply.
+fn planes_of_vec4s(g: &Conv2dGeom) -> bool {
+    (g.out_h() * g.out_w()).is_multiple_of(4)
+}
+
+/// The chunk's output gradient `grad [N, O, OH, OW]` as rows `[O, pp]`.
+fn channel_rows(
+    gpu: &Gpu,
+    grad: &Tensor,
+    p: &LayoutParams,
+    g: &Conv2dGeom,
+    pp: usize,
+) -> Result<Tensor, GpuError> {
+    if planes_of_vec4s(g) {
+        layout(gpu, &CHANNEL_ROWS4, grad, p, &[g.o, pp], g.o * pp / 4)
+    } else {
+        layout(gpu, &CHANNEL_ROWS, grad, p, &[g.o, pp], g.o * pp)
+    }
+}
+
+/// The chunk's output gradient `grad [N, O, OH, OW]` as rows `[pixels, op]`.
+fn pixel_rows(
+    gpu: &Gpu,
+    grad: &Tensor,
+    p: &LayoutParams,
+    g: &Conv2dGeom,
+    pixels: usize,
+) -> Result<Tensor, GpuError> {
+    let op = p.op as usize;
+    if planes_of_vec4s(g) {
+        layout(
+            gpu,
+            &PIXEL_ROWS4,
+            grad,
+            p,
+            &[pixels, op],
+            pixels / 4 * op / 4,
+        )
+    } else {
+        layout(gpu, &PIXEL_ROWS, grad, p, &[pixels, op], pixels * op)
+    }
 }
 
 fn layout(
@@ -277,7 +333,7 @@ pub fn conv2d_backward_weights_gemm(
     for (i, (n0, images)) in chunks(gpu, &g).into_iter().enumerate() {
         let p = params(&g, n0, images);
         let pp = p.pp as usize;
-        let g_rows = layout(gpu, &CHANNEL_ROWS, grad, &p, &[g.o, pp], g.o * pp)?;
+        let g_rows = channel_rows(gpu, grad, &p, &g, pp)?;
         let col_t = layout(gpu, &IM2COL_COLS, x, &p, &[k, pp], k * pp)?;
         let ep = Epilogue {
             accumulate: i > 0,
@@ -298,6 +354,13 @@ pub fn conv2d_backward_weights_gemm(
         )?;
     }
     Ok(dw)
+}
+
+/// Whether a tap row of the packed im2col is a shift of the input's
+/// per-channel pixel bits (im2col_bits_shifted.wgsl): stride 1, output the
+/// size of the input, planes of whole vec4s.
+fn shifted_taps(g: &Conv2dGeom) -> bool {
+    g.stride == 1 && g.out_h() == g.h && g.out_w() == g.w && (g.h * g.w).is_multiple_of(4)
 }
 
 /// [`conv2d_backward_weights_gemm`] for an input `x` that holds signs (+-1):
@@ -322,15 +385,33 @@ pub fn conv2d_backward_weights_signs(
         let mut p = params(&g, n0, images);
         let pp = (images * plane).next_multiple_of(32);
         p.pp = pp as u32;
-        let g_rows = layout(gpu, &CHANNEL_ROWS, grad, &p, &[g.o, pp], g.o * pp)?;
+        let g_rows = channel_rows(gpu, grad, &p, &g, pp)?;
         let words = Tensor::empty(gpu, &[rows, pp / 32], DType::U32)?;
-        gpu.launch(
-            &IM2COL_BITS,
-            &[("WG", 64.0)],
-            &p,
-            &[x.binding(), words.binding()],
-            groups_for(gpu, rows * pp / 32, 64),
-        );
+        if shifted_taps(&g) {
+            let stream = Tensor::empty(gpu, &[g.c, pp / 32], DType::U32)?;
+            gpu.launch(
+                &PIXEL_BITS,
+                &[("WG", 64.0)],
+                &p,
+                &[x.binding(), stream.binding()],
+                groups_for(gpu, g.c * pp / 32, 64),
+            );
+            gpu.launch(
+                &IM2COL_BITS_SHIFTED,
+                &[("WG", 64.0)],
+                &p,
+                &[stream.binding(), words.binding()],
+                groups_for(gpu, taps * pp / 32, 64),
+            );
+        } else {
+            gpu.launch(
+                &IM2COL_BITS,
+                &[("WG", 64.0)],
+                &p,
+                &[x.binding(), words.binding()],
+                groups_for(gpu, rows * pp / 32, 64),
+            );
+        }
         let bits = PackedBits {
             words,
             rows,
@@ -413,7 +494,7 @@ fn backward_data(
     for (n0, images) in chunks(gpu, &g) {
         let p = params(&g, n0, images);
         let pixels = images * plane;
-        let g_pixels = layout(gpu, &PIXEL_ROWS, grad, &p, &[pixels, op], pixels * op)?;
+        let g_pixels = pixel_rows(gpu, grad, &p, &g, pixels)?;
         let colgrad = match &w_t {
             Rows::Float(w_t) => {
                 let colgrad = Tensor::empty(gpu, &[pixels, k], DType::F32)?;
