@@ -13,7 +13,11 @@
 //         has_nscale != 0 (never both): the alpha of a binary layer whose
 //         forward this is (signs are its weights, one row per output), which
 //         scales the columns of c
-// c:      f32 [m, n] row-major; added to when accumulate != 0
+// c:      f32 [m, n] row-major; added to when accumulate != 0. With
+//         col_taps = T != 0 the columns are n = ch * T + t (a convolution's
+//         im2col order) and column n is stored at t * (n / T) + ch instead:
+//         tap-major, so a channel's neighbours lie together (col2im4.wgsl
+//         reads them four at a time).
 //
 // Each lane holds 8 rows x 4 columns (column j = n0 + lid + j * WG), as the
 // nt4 kernel does.
@@ -29,8 +33,9 @@ struct Params {
     groups: u32,
     accumulate: u32,
     has_nscale: u32,
-    _pad1: u32,
-    _pad2: u32,
+    col_taps: u32,
+    // n / col_taps
+    col_channels: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -73,10 +78,18 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
             if (p.has_nscale != 0u) {
                 v *= kscale[n];
             }
+            var col = n;
+            if (p.col_taps != 0u) {
+                // n / T in f32 (exact: n + 0.5 stays 0.5 / T from a
+                // multiple of T); an integer division runs lane by lane on
+                // a CPU adapter, and this runs once per element of c.
+                let ch = u32((f32(n) + 0.5) / f32(p.col_taps));
+                col = (n - ch * p.col_taps) * p.col_channels + ch;
+            }
             if (p.accumulate != 0u) {
-                c[m * p.n + n] += v;
+                c[m * p.n + col] += v;
             } else {
-                c[m * p.n + n] = v;
+                c[m * p.n + col] = v;
             }
         }
     }

@@ -12,7 +12,7 @@ use super::conv::Conv2dGeom;
 use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout, xnor_gemm_nchw};
 use super::groups_for;
 use super::pack::{BitLayout, PackedBits, last_word_mask, pack_signs};
-use super::sign_gemm::{sign_gemm, sign_gemm_into};
+use super::sign_gemm::{sign_gemm, sign_gemm_into, sign_gemm_tap_major};
 use super::tune::GemmFamily;
 
 #[repr(C)]
@@ -64,6 +64,7 @@ const IM2COL_COLS: Kernel = layout_kernel!("conv/im2col.wgsl", "im2col_cols");
 const COL2IM: Kernel = layout_kernel!("conv/im2col.wgsl", "col2im");
 const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
+const COL2IM4: Kernel = layout_kernel!("conv/col2im4.wgsl", "col2im4");
 const CHANNEL_ROWS4: Kernel = layout_kernel!("conv/layout4.wgsl", "channel_rows4");
 const PIXEL_ROWS4: Kernel = layout_kernel!("conv/layout4.wgsl", "pixel_rows4");
 const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
@@ -475,7 +476,8 @@ fn backward_data(
     weights: BackwardWeights,
 ) -> Result<Tensor, GpuError> {
     g.check();
-    let k = g.c * g.kh * g.kw;
+    let taps = g.kh * g.kw;
+    let k = g.c * taps;
     let op = g.o.next_multiple_of(4);
     let plane = g.out_h() * g.out_w();
     let variant = gemm_variant(gpu)?;
@@ -495,6 +497,9 @@ fn backward_data(
         let p = params(&g, n0, images);
         let pixels = images * plane;
         let g_pixels = pixel_rows(gpu, grad, &p, &g, pixels)?;
+        // Binary weights with channels in fours: the GEMM writes the column
+        // gradient tap-major and col2im4 gathers four channels per load.
+        let tap_major = matches!(w_t, Rows::Signs(..)) && g.c.is_multiple_of(4);
         let colgrad = match &w_t {
             Rows::Float(w_t) => {
                 let colgrad = Tensor::empty(gpu, &[pixels, k], DType::F32)?;
@@ -515,17 +520,25 @@ fn backward_data(
                 )?;
                 colgrad
             }
+            Rows::Signs(bits, alpha) if tap_major => {
+                sign_gemm_tap_major(gpu, &g_pixels, [pixels, op, 1], bits, Some(alpha), taps)?
+            }
             Rows::Signs(bits, alpha) => {
                 sign_gemm(gpu, &g_pixels, [pixels, op, 1], bits, Some(alpha))?
             }
         };
         let per_image = g.c * g.h * g.w;
+        let (kernel, lanes) = if tap_major {
+            (&COL2IM4, images * per_image / 4)
+        } else {
+            (&COL2IM, images * per_image)
+        };
         gpu.launch(
-            &COL2IM,
+            kernel,
             &[("WG", 64.0)],
             &p,
             &[colgrad.binding(), dx.binding()],
-            groups_for(gpu, images * per_image, 64),
+            groups_for(gpu, lanes, 64),
         );
     }
     Ok(dx)

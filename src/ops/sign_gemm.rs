@@ -24,7 +24,8 @@ struct Params {
     groups: u32,
     accumulate: u32,
     has_nscale: u32,
-    _pad: [u32; 2],
+    col_taps: u32,
+    col_channels: u32,
 }
 
 const SIGN_GEMM: Kernel = kernel!(
@@ -83,11 +84,48 @@ pub enum SignScale<'a> {
 pub fn sign_gemm_into(
     gpu: &Gpu,
     x: &Tensor,
+    strides: [usize; 3],
+    bits: &PackedBits,
+    scale: Option<SignScale>,
+    c: &Tensor,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    launch(gpu, x, strides, bits, scale, c, accumulate, 0)
+}
+
+/// [`sign_gemm`] for a convolution's data gradient: the columns (rows of
+/// `bits`) are in im2col order, `n = ch * taps + t`, and are written
+/// tap-major, column n at `t * (n / taps) + ch`, so that a pixel's four
+/// neighbouring channels of one tap lie together for col2im.
+pub fn sign_gemm_tap_major(
+    gpu: &Gpu,
+    x: &Tensor,
+    strides: [usize; 3],
+    bits: &PackedBits,
+    kscale: Option<&Tensor>,
+    taps: usize,
+) -> Result<Tensor, GpuError> {
+    assert!(
+        taps > 0 && bits.rows.is_multiple_of(taps),
+        "sign_gemm_tap_major: {} columns are not channels x {taps} taps",
+        bits.rows
+    );
+    let c = Tensor::empty(gpu, &[strides[0], bits.rows], DType::F32)?;
+    let scale = kscale.map(SignScale::K);
+    launch(gpu, x, strides, bits, scale, &c, false, taps as u32)?;
+    Ok(c)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    gpu: &Gpu,
+    x: &Tensor,
     [m, s_r, s_k]: [usize; 3],
     bits: &PackedBits,
     scale: Option<SignScale>,
     c: &Tensor,
     accumulate: bool,
+    col_taps: u32,
 ) -> Result<(), GpuError> {
     assert_eq!(
         bits.layout,
@@ -127,7 +165,12 @@ pub fn sign_gemm_into(
         groups: groups as u32,
         accumulate: accumulate as u32,
         has_nscale: nscale.is_some() as u32,
-        _pad: [0; 2],
+        col_taps,
+        col_channels: if col_taps == 0 {
+            0
+        } else {
+            n as u32 / col_taps
+        },
     };
     let kernel = if gpu.has_subgroups(8) {
         &SIGN_GEMM_S
