@@ -166,11 +166,7 @@ fn launch(
         accumulate: accumulate as u32,
         has_nscale: nscale.is_some() as u32,
         col_taps,
-        col_channels: if col_taps == 0 {
-            0
-        } else {
-            n as u32 / col_taps
-        },
+        col_channels: (n as u32).checked_div(col_taps).unwrap_or(0),
     };
     let kernel = if gpu.has_subgroups(8) {
         &SIGN_GEMM_S
