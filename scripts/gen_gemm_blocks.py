@@ -159,6 +159,56 @@ def sign_entry(rm=8, subgroups=False):
     return "\n".join(L)
 
 
+def sign_conv_entry(rm=8, subgroups=False):
+    """sign_entry for the implicit-GEMM binary conv data gradient
+    (shaders/conv/sign_conv_data.wgsl): row i's operand for word w comes
+    from source row src{i}, the pixel shifted by the word's tap."""
+    name = "sign_conv_data_s" if subgroups else "sign_conv_data"
+    comment = [f"{rm} rows x 4 columns, one word of signs per column per 32 k steps."]
+    if subgroups:
+        comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
+    L = prologue(name, rm, comment, subgroups)
+    for j in range(4):
+        L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
+    for i in range(rm):
+        L.append(f"    let r{i} = pixel(m0 + {i}u);")
+    for i in range(rm):
+        L.append(f"    var c{i} = vec4<f32>(0.0);")
+    if subgroups:
+        L.append(f"    let lane = min(sid, {SG - 1}u);")
+    L.append("    for (var w = 0u; w < p.kw; w++) {")
+    L.append("        let t = w / p.words_per_tap;")
+    L.append("        let o0 = (w - t * p.words_per_tap) * 32u;")
+    L.append("        let ky = t / p.kwidth;")
+    L.append("        let dy = i32(p.pad) - i32(ky);")
+    L.append("        let dxx = i32(p.pad) - i32(t - ky * p.kwidth);")
+    for j in range(4):
+        L.append(f"        let w{j} = bits[bn{j} + w];")
+    for i in range(rm):
+        L.append(f"        let src{i} = source(r{i}, dy, dxx);")
+    if subgroups:
+        L.append("        let ks = alpha[o0 / 4u + lane];")
+        for i in range(rm):
+            L.append(f"        let v{i} = operand(src{i}, o0, lane) * ks;")
+    for t in range(8):
+        for j in range(4):
+            L.append(f"        let s{j}_{t} = signs4(w{j}, {t}u);")
+        if not subgroups:
+            L.append(f"        let ks{t} = alpha[o0 / 4u + {t}u];")
+        for i in range(rm):
+            if subgroups:
+                L.append(f"        let a{i}_{t} = subgroupBroadcast(v{i}, {t}u);")
+            else:
+                L.append(f"        let a{i}_{t} = operand(src{i}, o0, {t}u) * ks{t};")
+            dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(4))
+            L.append(f"        c{i} += vec4<f32>({dots});")
+    L.append("    }")
+    for i in range(rm):
+        L.append(f"    store4(r{i}, m0 + {i}u, n0, c{i});")
+    L.append("}")
+    return "\n".join(L)
+
+
 def appended(base, what):
     return (
         f"// Appended to {base} ({what})\n"
@@ -185,6 +235,12 @@ splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8), nt4_entry(8, src="ua")])
     + "\n\n".join(xnor_entry(rm, subgroups=True) for rm in RMS) + "\n"
 )
 splice(ROOT / "sign_gemm.wgsl", [sign_entry(8)])
+CONV = ROOT.parent / "conv"
+splice(CONV / "sign_conv_data.wgsl", [sign_conv_entry(8)])
+(CONV / "sign_conv_data_s.wgsl").write_text(
+    appended("sign_conv_data.wgsl", "its Params, bindings and helpers")
+    + sign_conv_entry(8, subgroups=True) + "\n"
+)
 (ROOT / "sign_gemm_s.wgsl").write_text(
     appended("sign_gemm.wgsl", "its Params, bindings, kscale4, signs4 and store4")
     + sign_entry(8, subgroups=True) + "\n"

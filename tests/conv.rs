@@ -537,3 +537,54 @@ fn direct_one_channel_3x3_convolution_matches_cpu() {
         assert!(!applies(&gpu, &g), "{g:?} should not run direct");
     }
 }
+
+#[test]
+fn binary_conv_data_gradient_as_implicit_gemm_matches_cpu_in_one_and_several_chunks() {
+    use bitprop::ops::conv_gemm::{conv2d_backward_data_signs, implicit_data_gradient};
+    let gpu = gpu();
+    let mut rng = Rng::new(33);
+    // Stride 1, same-size output, O in 32s: C odd and in fours (columns past
+    // C clamp), 1x1, 5x5 pad 2, several row blocks straddling images.
+    let shapes = [
+        geom(2, 5, 6, 7, 32, 3, 1, 1),
+        geom(3, 64, 5, 4, 64, 3, 1, 1),
+        geom(2, 3, 4, 4, 32, 1, 1, 0),
+        geom(1, 12, 7, 9, 32, 5, 1, 2),
+    ];
+    for g in shapes {
+        assert!(implicit_data_gradient(&g), "{g:?}");
+    }
+    assert!(!implicit_data_gradient(&geom(1, 4, 8, 8, 48, 3, 1, 1)));
+    assert!(!implicit_data_gradient(&geom(1, 4, 8, 8, 32, 3, 2, 1)));
+    assert!(!implicit_data_gradient(&geom(1, 4, 8, 8, 32, 3, 1, 0)));
+    in_one_and_several_chunks(|chunk_bytes| {
+        for g in shapes {
+            let w = rng.vec(numel(g.weight_shape()));
+            let gy = rng.vec(numel(g.output_shape()));
+            let alpha: Vec<f32> = (0..g.o).map(|o| 0.5 + o as f32 * 0.01).collect();
+            let per_o = w.len() / g.o;
+            let wb: Vec<f32> = w
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if *v >= 0.0 {
+                        alpha[i / per_o]
+                    } else {
+                        -alpha[i / per_o]
+                    }
+                })
+                .collect();
+            let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
+            let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
+            let at = Tensor::from_f32(&gpu, &[g.o], &alpha).unwrap();
+            let dx = conv2d_backward_data_signs(&gpu, &gt, &wt, &at, g).unwrap();
+            assert_close(
+                &format!("implicit conv2d_backward_data_signs {g:?} chunk budget {chunk_bytes}"),
+                &dx.to_f32(&gpu).unwrap(),
+                &conv2d_backward_data_cpu(&gy, &wb, g),
+                atol(g.o * g.taps()) * 3.0,
+                1e-5,
+            );
+        }
+    });
+}

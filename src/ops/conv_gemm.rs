@@ -41,6 +41,32 @@ struct LayoutParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SignConvDataParams {
+    m: u32,
+    n: u32,
+    kw: u32,
+    o4: u32,
+    words_per_tap: u32,
+    h: u32,
+    w: u32,
+    pad: u32,
+    kwidth: u32,
+    groups_x: u32,
+    groups: u32,
+    dx_offset: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SignConvPackParams {
+    o: u32,
+    c: u32,
+    taps: u32,
+    kw: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct PadCorrectParams {
     o: u32,
     k: u32,
@@ -77,6 +103,21 @@ const PIXEL_BITS: Kernel = kernel!(
 const IM2COL_BITS_SHIFTED: Kernel = kernel!(
     ["conv/im2col_common.wgsl", "conv/im2col_bits_shifted.wgsl"],
     "im2col_bits_shifted",
+    [Read, ReadWrite]
+);
+const SIGN_CONV_DATA: Kernel = kernel!(
+    "conv/sign_conv_data.wgsl",
+    "sign_conv_data",
+    [Read, Read, Read, ReadWrite]
+);
+const SIGN_CONV_DATA_S: Kernel = kernel!(
+    ["conv/sign_conv_data.wgsl", "conv/sign_conv_data_s.wgsl"],
+    "sign_conv_data_s",
+    [Read, Read, Read, ReadWrite]
+);
+const SIGN_CONV_DATA_PACK: Kernel = kernel!(
+    "conv/sign_conv_data_pack.wgsl",
+    "sign_conv_data_pack",
     [Read, ReadWrite]
 );
 const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
@@ -451,6 +492,8 @@ pub fn conv2d_backward_data_gemm(
 
 /// [`conv2d_backward_data_gemm`] for binary weights `alpha_o * sign(W)`:
 /// the GEMM reads W's signs packed ([`sign_gemm`]) and scales by `alpha`.
+/// Where [`implicit_data_gradient`] applies, one implicit GEMM over
+/// (tap, output channel) instead (shaders/conv/sign_conv_data.wgsl).
 pub fn conv2d_backward_data_signs(
     gpu: &Gpu,
     grad: &Tensor,
@@ -458,7 +501,91 @@ pub fn conv2d_backward_data_signs(
     alpha: &Tensor,
     g: Conv2dGeom,
 ) -> Result<Tensor, GpuError> {
+    if implicit_data_gradient(&g) {
+        return backward_data_signs_implicit(gpu, grad, w, alpha, g);
+    }
     backward_data(gpu, grad, g, BackwardWeights::Signs(w, alpha))
+}
+
+/// Whether a binary convolution's data gradient runs as one implicit GEMM:
+/// stride 1, output the size of the input (a tap is a fixed pixel shift),
+/// output channels in 32s (a word of signs is one tap's).
+pub fn implicit_data_gradient(g: &Conv2dGeom) -> bool {
+    g.stride == 1 && g.out_h() == g.h && g.out_w() == g.w && g.o.is_multiple_of(32)
+}
+
+fn backward_data_signs_implicit(
+    gpu: &Gpu,
+    grad: &Tensor,
+    w: &Tensor,
+    alpha: &Tensor,
+    g: Conv2dGeom,
+) -> Result<Tensor, GpuError> {
+    g.check();
+    assert_eq!(
+        alpha.numel(),
+        g.o,
+        "conv2d_backward_data_signs: alpha {alpha:?} for {} channels",
+        g.o
+    );
+    let taps = g.kh * g.kw;
+    let kw = taps * g.o / 32;
+    let words = Tensor::empty(gpu, &[g.c, kw], DType::U32)?;
+    gpu.launch(
+        &SIGN_CONV_DATA_PACK,
+        &[("WG", 64.0)],
+        &SignConvPackParams {
+            o: g.o as u32,
+            c: g.c as u32,
+            taps: taps as u32,
+            kw: kw as u32,
+        },
+        &[w.binding(), words.binding()],
+        groups_for(gpu, g.c * kw, 64),
+    );
+    let plane = g.h * g.w;
+    // Four columns (input channels) a lane: no wider than C needs.
+    let wg = (g.c.div_ceil(4).next_power_of_two()).clamp(8, 64);
+    let kernel = if gpu.has_subgroups(8) {
+        &SIGN_CONV_DATA_S
+    } else {
+        &SIGN_CONV_DATA
+    };
+    let dx = Tensor::empty(gpu, &g.input_shape(), DType::F32)?;
+    for (n0, images) in chunks(gpu, &g) {
+        let p = params(&g, n0, images);
+        let pixels = images * plane;
+        let g_pixels = pixel_rows(gpu, grad, &p, &g, pixels)?;
+        let groups_x = g.c.div_ceil(4 * wg);
+        let groups = groups_x * pixels.div_ceil(8);
+        let params = SignConvDataParams {
+            m: pixels as u32,
+            n: g.c as u32,
+            kw: kw as u32,
+            o4: (g.o / 4) as u32,
+            words_per_tap: (g.o / 32) as u32,
+            h: g.h as u32,
+            w: g.w as u32,
+            pad: g.pad as u32,
+            kwidth: g.kw as u32,
+            groups_x: groups_x as u32,
+            groups: groups as u32,
+            dx_offset: (n0 * g.c * plane) as u32,
+        };
+        gpu.launch(
+            kernel,
+            &[("WG", wg as f64)],
+            &params,
+            &[
+                g_pixels.binding(),
+                words.binding(),
+                alpha.binding(),
+                dx.binding(),
+            ],
+            gpu.grid(groups as u64),
+        );
+    }
+    Ok(dx)
 }
 
 /// The weights a data gradient multiplies by.
