@@ -67,14 +67,31 @@ fn pack_signs_matches_cpu_in_both_layouts() {
 fn pack_signs_along_channels_matches_cpu() {
     let gpu = gpu();
     let mut rng = Rng::new(2);
-    for &(n, c, hw) in &[(1, 1, 1), (2, 3, 5), (3, 33, 7), (2, 64, 9)] {
+    // hw % 4 == 0 packs four rows per lane (pack_signs4.wgsl).
+    let shapes = [
+        (1, 1, 1),
+        (2, 3, 5),
+        (3, 33, 7),
+        (2, 64, 9),
+        (2, 33, 8),
+        (3, 40, 12),
+        (1, 64, 4),
+    ];
+    for (n, c, hw) in shapes {
         let x = signs_with_zeros(&mut rng, n * c * hw);
         let t = Tensor::from_f32(&gpu, &[n, c, hw], &x).unwrap();
+        let want = pack_signs_strided_cpu(&x, n, c, hw);
         let got = pack_signs(&gpu, &t, n, c, hw, BitLayout::RowMajor).unwrap();
         assert_eq!(
             got.words.to_u32(&gpu).unwrap(),
-            pack_signs_strided_cpu(&x, n, c, hw),
+            want,
             "channel pack n={n} c={c} hw={hw}"
+        );
+        let got = pack_signs(&gpu, &t, n, c, hw, BitLayout::WordMajor).unwrap();
+        assert_eq!(
+            got.words.to_u32(&gpu).unwrap(),
+            to_word_major_cpu(&want, n * hw, c.div_ceil(32)),
+            "word-major channel pack n={n} c={c} hw={hw}"
         );
     }
 }

@@ -52,6 +52,12 @@ struct PackParams {
 }
 
 const PACK: crate::gpu::Kernel = kernel!("pack/pack_signs.wgsl", "pack_signs", [Read, ReadWrite]);
+/// [`PACK`] reading rows as vec4s (inner == 1, k % 4 == 0).
+const PACK_ROWS4: crate::gpu::Kernel =
+    kernel!("pack/pack_signs4.wgsl", "pack_rows4", [Read, ReadWrite]);
+/// [`PACK`] four rows per lane (inner % 4 == 0).
+const PACK_INNER4: crate::gpu::Kernel =
+    kernel!("pack/pack_signs4.wgsl", "pack_inner4", [Read, ReadWrite]);
 
 /// Packs the signs of `x` viewed as `[outer, k, inner]` along `k`: one row
 /// of bits per (outer, inner) pair, row index `outer * inner + s`.
@@ -99,12 +105,20 @@ pub fn pack_bits(
         word_major: (layout == BitLayout::WordMajor) as u32,
         _pad: [0; 3],
     };
+    // Four values per load where the layout allows it.
+    let (kernel, lanes) = if inner == 1 && k.is_multiple_of(4) {
+        (&PACK_ROWS4, rows * kw)
+    } else if inner.is_multiple_of(4) {
+        (&PACK_INNER4, rows / 4 * kw)
+    } else {
+        (&PACK, rows * kw)
+    };
     gpu.launch(
-        &PACK,
+        kernel,
         &[("WG", 64.0), ("THRESH", threshold as f64)],
         &params,
         &[x.binding(), out.binding()],
-        groups_for(gpu, rows * kw, 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok(PackedBits {
         words: out,
