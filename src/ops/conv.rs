@@ -333,6 +333,12 @@ const FINISH: Kernel = kernel!(
     "conv_finish",
     [Read, Read, Read, ReadWrite, ReadWrite]
 );
+/// [`FINISH`] four elements per lane, for planes of whole vec4s.
+const FINISH4: Kernel = kernel!(
+    "conv/conv_finish4.wgsl",
+    "conv_finish4",
+    [Read, Read, Read, ReadWrite, ReadWrite]
+);
 
 /// Finishes a binary convolution (zero padding) that an XNOR GEMM wrote
 /// unscaled into `y` `[N, O, OH, OW]` with the taps outside the image read
@@ -364,12 +370,17 @@ pub(crate) fn finish_padded_gemm(
         &bindings,
         groups_for(gpu, g.o * plane, 64),
     );
+    let (finish, lanes) = if plane.is_multiple_of(4) {
+        (&FINISH4, g.n * g.o * plane / 4)
+    } else {
+        (&FINISH, g.n * g.o * plane)
+    };
     gpu.launch(
-        &FINISH,
+        finish,
         &[("WG", 64.0)],
         &params,
         &bindings,
-        groups_for(gpu, g.n * g.o * plane, 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok(())
 }
