@@ -66,6 +66,21 @@ fn values(rng: &mut Rng, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Binary weights `alpha_o * sign(W)` of weights `w` [O, ...].
+fn binarized(w: &[f32], alpha: &[f32]) -> Vec<f32> {
+    let per_o = w.len() / alpha.len();
+    w.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if *v >= 0.0 {
+                alpha[i / per_o]
+            } else {
+                -alpha[i / per_o]
+            }
+        })
+        .collect()
+}
+
 fn numel(shape: [usize; 4]) -> usize {
     shape.iter().product()
 }
@@ -377,18 +392,7 @@ fn gemm_convolutions_match_cpu_in_one_and_several_chunks() {
             let what = format!("{g:?} {} chunk budget {chunk_bytes}", variant.name());
             // Binary weights alpha_o * sign(W), read as packed signs.
             let alpha: Vec<f32> = (0..g.o).map(|o| 0.5 + o as f32 * 0.25).collect();
-            let per_o = w.len() / g.o;
-            let wb: Vec<f32> = w
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    if *v >= 0.0 {
-                        alpha[i / per_o]
-                    } else {
-                        -alpha[i / per_o]
-                    }
-                })
-                .collect();
+            let wb = binarized(&w, &alpha);
             let at = Tensor::from_f32(&gpu, &[g.o], &alpha).unwrap();
             let dx_signs = conv2d_backward_data_signs(&gpu, &gt, &wt, &at, g).unwrap();
             assert_close(
@@ -562,18 +566,7 @@ fn binary_conv_data_gradient_as_implicit_gemm_matches_cpu_in_one_and_several_chu
             let w = rng.vec(numel(g.weight_shape()));
             let gy = rng.vec(numel(g.output_shape()));
             let alpha: Vec<f32> = (0..g.o).map(|o| 0.5 + o as f32 * 0.01).collect();
-            let per_o = w.len() / g.o;
-            let wb: Vec<f32> = w
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    if *v >= 0.0 {
-                        alpha[i / per_o]
-                    } else {
-                        -alpha[i / per_o]
-                    }
-                })
-                .collect();
+            let wb = binarized(&w, &alpha);
             let wt = Tensor::from_f32(&gpu, &g.weight_shape(), &w).unwrap();
             let gt = Tensor::from_f32(&gpu, &g.output_shape(), &gy).unwrap();
             let at = Tensor::from_f32(&gpu, &[g.o], &alpha).unwrap();

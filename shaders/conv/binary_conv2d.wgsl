@@ -25,37 +25,8 @@
 // workgroup shares its RO channels, so weight loads are uniform across it,
 // and spreads pixels over lanes (pixel j of lane l is m0 + l + j * WG) so
 // neighbouring lanes write neighbouring outputs. No workgroup memory:
-// barriers are expensive on CPU adapters.
+// barriers are expensive on CPU adapters. Params: binary_conv2d_params.wgsl.
 
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    o: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad: u32,
-    oh: u32,
-    ow: u32,
-    cw: u32,
-    pad_one: u32,
-    has_scale: u32,
-    groups_x: u32,
-    groups: u32,
-    pixels: u32,
-    // Valid channel bits of the last word (all ones when C % 32 == 0).
-    last_mask: u32,
-    x_row: u32,
-    x_word: u32,
-    w_row: u32,
-    w_word: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read> wt: array<u32>;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;

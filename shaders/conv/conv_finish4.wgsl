@@ -1,37 +1,8 @@
 // binary_conv2d.wgsl's conv_finish four elements per lane, for planes of
 // whole vec4s (OH * OW % 4 == 0): out = (out - terms) * scale, the same
-// arithmetic on a quarter of the storage accesses. Params and bindings as
-// binary_conv2d.wgsl (x and wt unused here).
+// arithmetic on a quarter of the storage accesses. After
+// binary_conv2d_params.wgsl; bindings as binary_conv2d.wgsl (x and wt unused).
 
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    o: u32,
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad: u32,
-    oh: u32,
-    ow: u32,
-    cw: u32,
-    pad_one: u32,
-    has_scale: u32,
-    groups_x: u32,
-    groups: u32,
-    pixels: u32,
-    // Valid channel bits of the last word (all ones when C % 32 == 0).
-    last_mask: u32,
-    x_row: u32,
-    x_word: u32,
-    w_row: u32,
-    w_word: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read> scale: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> terms: array<vec4<i32>>;

@@ -1,4 +1,4 @@
-// Sign bit packing.
+// Sign bit packing (after pack_common.wgsl: Params, WG, THRESH).
 //
 // x:   f32, viewed as [outer, k, inner] (a matrix is inner = 1; NCHW
 //      activations packed along channels are outer = N, k = C, inner = H*W).
@@ -8,23 +8,8 @@
 // first); bit 1 means x >= THRESH (0: the sign, +1; 0.5 packs {0, 1}
 // values as bit = value). Padding bits of the last word are 0.
 
-struct Params {
-    rows: u32,
-    k: u32,
-    kw: u32,
-    inner: u32,
-    word_major: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-
-override WG: u32 = 64u;
-override THRESH: f32 = 0.0;
 
 @compute @workgroup_size(WG)
 fn pack_signs(

@@ -6,23 +6,8 @@
 // pack_inner4: inner % 4 == 0: a lane packs word j of four neighbouring
 //              rows (s .. s + 3 of one outer index), one vec4 per k step.
 
-struct Params {
-    rows: u32,
-    k: u32,
-    kw: u32,
-    inner: u32,
-    word_major: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-
-override WG: u32 = 64u;
-override THRESH: f32 = 0.0;
 
 fn store(row: u32, j: u32, word: u32) {
     if (p.word_major != 0u) {

@@ -7,22 +7,8 @@
 //                    written here: g / 4 of the element's window, 0 in a
 //                    dropped odd last row/column. One invocation per input.
 
-struct Params {
-    planes: u32,
-    h: u32,
-    w: u32,
-    ho: u32,
-    wo: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
-override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn avg_pool_forward(

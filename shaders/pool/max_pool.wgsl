@@ -7,23 +7,9 @@
 //         input plane of the maximum; ties go to the first in row-major
 //         order of the window (strict >), as PyTorch does.
 
-struct Params {
-    planes: u32,
-    h: u32,
-    w: u32,
-    ho: u32,
-    wo: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
-
-override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn max_pool_forward(

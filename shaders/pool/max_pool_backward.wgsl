@@ -6,23 +6,9 @@
 // dx:     f32 [planes, h, w], written here: g of the window whose argmax is
 //         this element, else 0 (also 0 in a dropped odd last row/column).
 
-struct Params {
-    planes: u32,
-    h: u32,
-    w: u32,
-    ho: u32,
-    wo: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> argmax: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
-override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn max_pool_backward(

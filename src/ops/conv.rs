@@ -150,7 +150,7 @@ struct BinaryParams {
 }
 
 const BINARY: Kernel = kernel!(
-    "conv/binary_conv2d.wgsl",
+    ["conv/binary_conv2d_params.wgsl", "conv/binary_conv2d.wgsl"],
     "binary_conv2d",
     [Read, Read, Read, ReadWrite]
 );
@@ -324,18 +324,18 @@ fn binary_params(
 }
 
 const PAD_TERMS: Kernel = kernel!(
-    "conv/binary_conv2d.wgsl",
+    ["conv/binary_conv2d_params.wgsl", "conv/binary_conv2d.wgsl"],
     "conv_pad_terms",
     [Read, Read, Read, ReadWrite, ReadWrite]
 );
 const FINISH: Kernel = kernel!(
-    "conv/binary_conv2d.wgsl",
+    ["conv/binary_conv2d_params.wgsl", "conv/binary_conv2d.wgsl"],
     "conv_finish",
     [Read, Read, Read, ReadWrite, ReadWrite]
 );
 /// [`FINISH`] four elements per lane, for planes of whole vec4s.
 const FINISH4: Kernel = kernel!(
-    "conv/conv_finish4.wgsl",
+    ["conv/binary_conv2d_params.wgsl", "conv/conv_finish4.wgsl"],
     "conv_finish4",
     [Read, Read, Read, ReadWrite, ReadWrite]
 );

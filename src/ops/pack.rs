@@ -51,13 +51,23 @@ struct PackParams {
     _pad: [u32; 3],
 }
 
-const PACK: crate::gpu::Kernel = kernel!("pack/pack_signs.wgsl", "pack_signs", [Read, ReadWrite]);
+const PACK: crate::gpu::Kernel = kernel!(
+    ["pack/pack_common.wgsl", "pack/pack_signs.wgsl"],
+    "pack_signs",
+    [Read, ReadWrite]
+);
 /// [`PACK`] reading rows as vec4s (inner == 1, k % 4 == 0).
-const PACK_ROWS4: crate::gpu::Kernel =
-    kernel!("pack/pack_signs4.wgsl", "pack_rows4", [Read, ReadWrite]);
+const PACK_ROWS4: crate::gpu::Kernel = kernel!(
+    ["pack/pack_common.wgsl", "pack/pack_signs4.wgsl"],
+    "pack_rows4",
+    [Read, ReadWrite]
+);
 /// [`PACK`] four rows per lane (inner % 4 == 0).
-const PACK_INNER4: crate::gpu::Kernel =
-    kernel!("pack/pack_signs4.wgsl", "pack_inner4", [Read, ReadWrite]);
+const PACK_INNER4: crate::gpu::Kernel = kernel!(
+    ["pack/pack_common.wgsl", "pack/pack_signs4.wgsl"],
+    "pack_inner4",
+    [Read, ReadWrite]
+);
 
 /// Packs the signs of `x` viewed as `[outer, k, inner]` along `k`: one row
 /// of bits per (outer, inner) pair, row index `outer * inner + s`.

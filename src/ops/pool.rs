@@ -20,24 +20,34 @@ struct PoolParams {
 }
 
 const MAX_POOL: Kernel = kernel!(
-    "pool/max_pool.wgsl",
+    ["pool/pool_common.wgsl", "pool/max_pool.wgsl"],
     "max_pool_forward",
     [Read, ReadWrite, ReadWrite]
 );
 const MAX_POOL_BACKWARD: Kernel = kernel!(
-    "pool/max_pool_backward.wgsl",
+    ["pool/pool_common.wgsl", "pool/max_pool_backward.wgsl"],
     "max_pool_backward",
     [Read, Read, ReadWrite]
 );
 /// [`MAX_POOL_BACKWARD`] one window per lane, for even H and W.
 const MAX_POOL_BACKWARD_WINDOWS: Kernel = kernel!(
-    "pool/max_pool_backward_windows.wgsl",
+    [
+        "pool/pool_common.wgsl",
+        "pool/max_pool_backward_windows.wgsl"
+    ],
     "max_pool_backward_windows",
     [Read, Read, ReadWrite]
 );
-const AVG_POOL: Kernel = kernel!("pool/avg_pool.wgsl", "avg_pool_forward", [Read, ReadWrite]);
-const AVG_POOL_BACKWARD: Kernel =
-    kernel!("pool/avg_pool.wgsl", "avg_pool_backward", [Read, ReadWrite]);
+const AVG_POOL: Kernel = kernel!(
+    ["pool/pool_common.wgsl", "pool/avg_pool.wgsl"],
+    "avg_pool_forward",
+    [Read, ReadWrite]
+);
+const AVG_POOL_BACKWARD: Kernel = kernel!(
+    ["pool/pool_common.wgsl", "pool/avg_pool.wgsl"],
+    "avg_pool_backward",
+    [Read, ReadWrite]
+);
 
 /// The output shape `[N, C, H / 2, W / 2]` of pooling an input `[N, C, H, W]`.
 pub fn pooled_shape(input_shape: &[usize]) -> [usize; 4] {
