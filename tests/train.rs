@@ -495,3 +495,74 @@ fn bench_train_compare_f32_json_has_its_keys_and_ratios() {
         assert!(f(k) > 0.0, "{k}: {v}");
     }
 }
+
+/// `bitprop bench train --profile --json`: the step's profile per kernel
+/// (time, dispatches, bytes bound) and the host time, in the JSON and, with
+/// `--profile`, as a table on stderr.
+#[test]
+fn bench_train_profile_has_kernels_bytes_and_host_time() {
+    let run = |profile: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitprop"));
+        cmd.args(["bench", "train", "--model", "bmlp", "--batch", "8"])
+            .args([
+                "--width",
+                "0.1",
+                "--steps",
+                "2",
+                "--profile-steps",
+                "1",
+                "--json",
+            ]);
+        if profile {
+            cmd.arg("--profile");
+        }
+        let out = cmd.output().expect("bitprop runs");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        (v, err)
+    };
+    let (v, err) = run(true);
+    let f = |k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("missing number {k}: {v}"))
+    };
+    for k in [
+        "samples_per_s",
+        "step_ms",
+        "host_ms_per_step",
+        "bytes_bound_per_step",
+    ] {
+        assert!(f(k) > 0.0, "{k}: {v}");
+    }
+    let shares: f64 = v["kernel_share"]
+        .as_object()
+        .expect("kernel_share")
+        .values()
+        .map(|s| s.as_f64().unwrap())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-6, "{v}");
+    let kernels = v["kernels"].as_array().expect("kernels");
+    let bytes: f64 = kernels
+        .iter()
+        .map(|k| {
+            let b = k["bytes_bound_per_step"].as_f64().unwrap();
+            assert!(b > 0.0, "{k}");
+            b
+        })
+        .sum();
+    assert!(
+        (bytes - f("bytes_bound_per_step")).abs() <= 1e-6 * bytes,
+        "{v}"
+    );
+    assert!(
+        err.contains("MB bound/step") && err.contains("host time/step"),
+        "{err}"
+    );
+    // Without --profile, the summary and family shares only.
+    let (_, err) = run(false);
+    assert!(
+        !err.contains("MB bound/step") && err.contains("host time/step"),
+        "{err}"
+    );
+}

@@ -21,6 +21,9 @@ pub struct KernelTime {
     pub entry: String,
     pub dispatches_per_step: f64,
     pub ms_per_step: f64,
+    /// Bytes of the storage buffers its dispatches bind per step: an upper
+    /// bound on the bytes it reads and writes.
+    pub bytes_bound_per_step: f64,
 }
 
 /// What `bitprop bench train --json` prints.
@@ -41,7 +44,11 @@ pub struct TrainBench {
     pub dispatches_per_step: f64,
     /// Device time per step summed over dispatches (profiled run).
     pub device_ms_per_step: f64,
-    /// Host time per step spent recording (profiled run, device time excluded when timestamps exist).
+    /// Host time per step (timed steps): building the step's autograd tape
+    /// and recording its dispatches, without waiting for the device.
+    pub host_ms_per_step: f64,
+    /// Bytes bound per step, summed over the dispatches (profiled run).
+    pub bytes_bound_per_step: f64,
     pub kernels: Vec<KernelTime>,
 }
 
@@ -62,6 +69,9 @@ struct Harness {
     opt: Optimizer,
     x: Tensor,
     labels: Tensor,
+    /// Host time spent in [`Harness::step`] and the steps it covers.
+    host_ms: f64,
+    host_steps: usize,
 }
 
 impl Harness {
@@ -89,15 +99,19 @@ impl Harness {
             opt,
             x,
             labels,
+            host_ms: 0.0,
+            host_steps: 0,
         };
         for _ in 0..2 {
             h.step(gpu)?;
         }
         gpu.flush_and_wait();
+        (h.host_ms, h.host_steps) = (0.0, 0);
         Ok(h)
     }
 
     fn step(&mut self, gpu: &Arc<Gpu>) -> anyhow::Result<()> {
+        let t = Instant::now();
         train_step(
             gpu,
             self.model.as_ref(),
@@ -106,6 +120,8 @@ impl Harness {
             &self.labels,
             1e-3,
         )?;
+        self.host_ms += t.elapsed().as_secs_f64() * 1e3;
+        self.host_steps += 1;
         Ok(())
     }
 
@@ -127,18 +143,20 @@ impl Harness {
         step_ms: f64,
         profile_steps: usize,
     ) -> anyhow::Result<TrainBench> {
+        let host_ms_per_step = self.host_ms / self.host_steps.max(1) as f64;
         gpu.start_profiling();
         for _ in 0..profile_steps {
             self.step(gpu)?;
         }
         let (records, timestamps) = gpu.stop_profiling();
-        let mut by_kernel: BTreeMap<(String, String), (usize, f64)> = BTreeMap::new();
+        let mut by_kernel: BTreeMap<(String, String), (usize, f64, u64)> = BTreeMap::new();
         for r in &records {
             let e = by_kernel
                 .entry((r.family().to_string(), r.entry.to_string()))
                 .or_default();
             e.0 += 1;
             e.1 += r.ms;
+            e.2 += r.bytes;
         }
         let total: f64 = records.iter().map(|r| r.ms).sum();
         let mut share: BTreeMap<String, f64> = BTreeMap::new();
@@ -148,11 +166,12 @@ impl Harness {
         let ps = profile_steps.max(1) as f64;
         let mut kernels: Vec<KernelTime> = by_kernel
             .into_iter()
-            .map(|((family, entry), (n, ms))| KernelTime {
+            .map(|((family, entry), (n, ms, bytes))| KernelTime {
                 family,
                 entry,
                 dispatches_per_step: n as f64 / ps,
                 ms_per_step: ms / ps,
+                bytes_bound_per_step: bytes as f64 / ps,
             })
             .collect();
         kernels.sort_by(|a, b| b.ms_per_step.total_cmp(&a.ms_per_step));
@@ -167,6 +186,8 @@ impl Harness {
             kernel_share: share,
             dispatches_per_step: records.len() as f64 / ps,
             device_ms_per_step: total / ps,
+            host_ms_per_step,
+            bytes_bound_per_step: records.iter().map(|r| r.bytes as f64).sum::<f64>() / ps,
             kernels,
         })
     }
@@ -194,9 +215,11 @@ pub fn run(
 }
 
 impl TrainBench {
-    pub fn report(&self) -> String {
+    /// The summary and the share per kernel family; with `per_kernel`, the
+    /// profile table too (`--profile`).
+    pub fn report(&self, per_kernel: bool) -> String {
         let mut s = format!(
-            "{} batch {} on {}: {:.1} ms/step, {:.0} samples/s ({} steps); profiled: {:.1} dispatches/step, {:.1} ms device time/step ({})\n",
+            "{} batch {} on {}: {:.1} ms/step, {:.0} samples/s ({} steps); profiled: {:.1} dispatches/step, {:.1} ms device time/step ({}), {:.1} ms host time/step\n",
             self.model,
             self.batch,
             self.adapter,
@@ -205,16 +228,28 @@ impl TrainBench {
             self.steps,
             self.dispatches_per_step,
             self.device_ms_per_step,
-            self.timing
+            self.timing,
+            self.host_ms_per_step
         );
         for (f, v) in &self.kernel_share {
             s += &format!("  {f:<8} {:>5.1}%\n", 100.0 * v);
         }
-        s += "  per kernel (ms/step, dispatches/step):\n";
+        if !per_kernel {
+            return s;
+        }
+        s += &format!(
+            "  per kernel: ms/step, dispatches/step, MB bound/step (buffers bound: an upper bound on bytes moved), GB/s; {:.0} MB bound/step in all\n",
+            self.bytes_bound_per_step / 1e6
+        );
         for k in &self.kernels {
             s += &format!(
-                "    {:<8} {:<34} {:>9.2} ms {:>6.1}\n",
-                k.family, k.entry, k.ms_per_step, k.dispatches_per_step
+                "    {:<8} {:<34} {:>9.2} ms {:>6.1} {:>9.1} MB {:>6.2} GB/s\n",
+                k.family,
+                k.entry,
+                k.ms_per_step,
+                k.dispatches_per_step,
+                k.bytes_bound_per_step / 1e6,
+                k.bytes_bound_per_step / (k.ms_per_step * 1e6).max(1e-9)
             );
         }
         s
@@ -349,9 +384,9 @@ pub fn compare_f32(
 }
 
 impl CompareF32 {
-    pub fn report(&self) -> String {
-        let mut s = self.binary.report();
-        s += &self.f32.report();
+    pub fn report(&self, per_kernel: bool) -> String {
+        let mut s = self.binary.report(per_kernel);
+        s += &self.f32.report(per_kernel);
         s += &format!(
             "{} vs {} at batch {}: f32 step {:.1} ms / binary step {:.1} ms = {:.3}x (bound {:.3}x from multiply-adds, sign GEMMs counted as binary); savings realized {:.2} ({:.2} against the forward-only bound {:.3}x); f32 GEMMs at {:.1}% of the FMA peak ({:.1} GFLOP/s; the f32 twin's at {:.1}%), sign GEMMs at {:.1}%\n",
             self.f32_model,

@@ -25,6 +25,13 @@ pub struct TrainArgs {
     /// Steps profiled per kernel after the timed ones.
     #[arg(long, default_value_t = 2)]
     profile_steps: usize,
+    /// Print the profile of a step per kernel: device time (timestamp
+    /// queries where the adapter has them, else wall time per dispatch),
+    /// dispatches, bytes of the buffers bound (an upper bound on the bytes
+    /// moved) and the rate that makes; the host time per step is always
+    /// printed. `--json` always holds the whole profile.
+    #[arg(long)]
+    profile: bool,
     /// Multiply every hidden layer's width by X (as `bitprop train --width`).
     #[arg(long, default_value_t = 1.0, value_name = "X")]
     width: f64,
@@ -108,7 +115,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                     args.profile_steps,
                     args.width,
                 )?;
-                eprint!("{}", result.report());
+                eprint!("{}", result.report(args.profile));
                 if args.json {
                     print_json(&result)?;
                 }
@@ -122,7 +129,7 @@ pub fn run(cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<()> {
                 args.profile_steps,
                 args.width,
             )?;
-            eprint!("{}", result.report());
+            eprint!("{}", result.report(args.profile));
             if args.json {
                 print_json(&result)?;
             }

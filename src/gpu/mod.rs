@@ -72,7 +72,7 @@ struct Batch {
     /// Read-backs whose copies are in this batch; mapped after submit.
     pending_maps: Vec<Arc<readback::Slot>>,
     /// Kernels of this batch's timed dispatches, in query order.
-    timed: Vec<(&'static str, &'static str)>,
+    timed: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// Per-kernel device times gathered while profiling is on.
@@ -90,6 +90,9 @@ pub struct ProfileRecord {
     pub file: &'static str,
     pub entry: &'static str,
     pub ms: f64,
+    /// Bytes of the storage buffers the dispatch binds: what it may read
+    /// and write, an upper bound on the bytes it moves.
+    pub bytes: u64,
 }
 
 impl ProfileRecord {
@@ -305,9 +308,10 @@ impl Gpu {
             entries: &entries,
         });
         let mut profiler = self.profiler.lock().unwrap();
+        let bytes: u64 = buffers.iter().map(|b| b.size).sum();
         let timed_index = match profiler.as_mut() {
             Some(p) if p.query_set.is_some() && (batch.timed.len() as u32) < MAX_TIMED => {
-                batch.timed.push((kernel.file, kernel.entry));
+                batch.timed.push((kernel.file, kernel.entry, bytes));
                 Some(batch.timed.len() as u32 - 1)
             }
             _ => None,
@@ -341,6 +345,7 @@ impl Gpu {
                 file: kernel.file,
                 entry: kernel.entry,
                 ms: t.elapsed().as_secs_f64() * 1e3,
+                bytes,
             });
             return;
         }
@@ -456,12 +461,13 @@ impl Gpu {
             let ticks: &[u64] = bytemuck::cast_slice(&view);
             let mut profiler = self.profiler.lock().unwrap();
             if let Some(p) = profiler.as_mut() {
-                for (i, (file, entry)) in timed.iter().enumerate() {
+                for (i, (file, entry, bytes)) in timed.iter().enumerate() {
                     let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
                     p.records.push(ProfileRecord {
                         file,
                         entry,
                         ms: dt / 1e6,
+                        bytes: *bytes,
                     });
                 }
             }
