@@ -494,6 +494,13 @@ fn bench_train_compare_f32_json_has_its_keys_and_ratios() {
     ] {
         assert!(f(k) > 0.0, "{k}: {v}");
     }
+    let peaks = v["fma_peaks_flops_per_s"].as_array().expect("three peaks");
+    assert_eq!(peaks.len(), 3, "{v}");
+    let mean: f64 = peaks.iter().map(|p| p.as_f64().unwrap()).sum::<f64>() / 3.0;
+    assert!(
+        (mean - f("fma_peak_flops_per_s")).abs() <= 1e-9 * mean,
+        "{v}"
+    );
 }
 
 /// `bitprop bench train --profile --json`: the step's profile per kernel

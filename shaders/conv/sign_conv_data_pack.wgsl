@@ -20,7 +20,7 @@ struct Params {
 override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
-fn sign_conv_data_pack(
+fn pack_tap_major_signs(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

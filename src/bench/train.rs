@@ -284,10 +284,15 @@ pub struct CompareF32 {
     pub gemm_pct_of_fma_peak: f64,
     /// The f32 twin's step's f32 GEMMs, likewise.
     pub f32_model_gemm_pct_of_fma_peak: f64,
-    /// The binary step's sign GEMMs (one add per multiply-add): multiply-adds
+    /// The binary step's sign GEMMs and implicit sign convolutions (one add
+    /// per multiply-add): multiply-adds
     /// per second as % of the FMA peak's (half its flops/s).
     pub sign_gemm_pct_of_fma_peak: f64,
+    /// The mean of the three FMA peaks measured around the profiles.
     pub fma_peak_flops_per_s: f64,
+    /// Before the binary profile, between the two, after the f32 one; each
+    /// model's percentages use the two around its profile.
+    pub fma_peaks_flops_per_s: [f64; 3],
     pub samples_per_s: f64,
     pub f32_samples_per_s: f64,
     pub macs_per_step: crate::autograd::MacCount,
@@ -334,8 +339,17 @@ pub fn compare_f32(
         tb.push(hb.timed_step(gpu)?);
         tf.push(hf.timed_step(gpu)?);
     }
+    // The machine's speed drifts (shared cores): each profile's kernel
+    // rates are taken against FMA peaks measured right before and after it.
+    let peak_before = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
     let binary = hb.profile(gpu, steps, crate::ops::tune::median(&mut tb), profile_steps)?;
+    let peak_between = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
     let real = hf.profile(gpu, steps, crate::ops::tune::median(&mut tf), profile_steps)?;
+    let peak_after = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
+    let (peak_binary, peak_f32) = (
+        (peak_before + peak_between) / 2.0,
+        (peak_between + peak_after) / 2.0,
+    );
     let macs = step_macs(gpu, hb.model.as_ref(), batch)?;
     let signs = macs.forward_signs + macs.backward_signs;
     let all = (macs.forward_binary + macs.forward_float + macs.backward_float + signs) as f64;
@@ -343,7 +357,6 @@ pub fn compare_f32(
     let bound = all / float;
     let bound_forward_only = all / (float + signs as f64);
     let (t_bin, t_f32) = (binary.step_ms, real.step_ms);
-    let fma_peak = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
     let ms_of = |b: &TrainBench, prefixes: &[&str]| -> f64 {
         b.kernels
             .iter()
@@ -354,11 +367,14 @@ pub fn compare_f32(
     // The float multiply-adds run in f32 GEMMs, or in a direct convolution
     // where that replaces one (a one-channel first layer).
     const FLOAT: &[&str] = &["f32_gemm", "f32_conv"];
+    // The multiply-adds on packed signs: the sign GEMMs, and the binary
+    // convolutions' data gradient as an implicit GEMM.
+    const SIGNS: &[&str] = &["sign_gemm", "sign_conv"];
     let gemm_rate = 2.0 * float / (ms_of(&binary, FLOAT) / 1e3);
     let twin = step_macs(gpu, hf.model.as_ref(), batch)?;
     let twin_float = (twin.forward_float + twin.backward_float) as f64;
     let twin_gemm_rate = 2.0 * twin_float / (ms_of(&real, FLOAT) / 1e3);
-    let sign_rate = signs as f64 / (ms_of(&binary, &["sign_gemm"]) / 1e3);
+    let sign_rate = signs as f64 / (ms_of(&binary, SIGNS) / 1e3);
     Ok(CompareF32 {
         adapter: gpu.description(),
         model: model_name.to_string(),
@@ -371,10 +387,11 @@ pub fn compare_f32(
         savings_realized: (t_f32 - t_bin) / (t_f32 - t_f32 / bound),
         f32_vs_binary_bound_forward_only: bound_forward_only,
         savings_realized_forward_only: (t_f32 - t_bin) / (t_f32 - t_f32 / bound_forward_only),
-        gemm_pct_of_fma_peak: 100.0 * gemm_rate / fma_peak,
-        f32_model_gemm_pct_of_fma_peak: 100.0 * twin_gemm_rate / fma_peak,
-        sign_gemm_pct_of_fma_peak: 100.0 * sign_rate / (fma_peak / 2.0),
-        fma_peak_flops_per_s: fma_peak,
+        gemm_pct_of_fma_peak: 100.0 * gemm_rate / peak_binary,
+        f32_model_gemm_pct_of_fma_peak: 100.0 * twin_gemm_rate / peak_f32,
+        sign_gemm_pct_of_fma_peak: 100.0 * sign_rate / (peak_binary / 2.0),
+        fma_peak_flops_per_s: (peak_before + peak_between + peak_after) / 3.0,
+        fma_peaks_flops_per_s: [peak_before, peak_between, peak_after],
         samples_per_s: binary.samples_per_s,
         f32_samples_per_s: real.samples_per_s,
         macs_per_step: macs,

@@ -117,7 +117,7 @@ const SIGN_CONV_DATA_S: Kernel = kernel!(
 );
 const SIGN_CONV_DATA_PACK: Kernel = kernel!(
     "conv/sign_conv_data_pack.wgsl",
-    "sign_conv_data_pack",
+    "pack_tap_major_signs",
     [Read, ReadWrite]
 );
 const PAD_CORRECT: Kernel = kernel!("conv/pad_correct.wgsl", "pad_correct", [Read, ReadWrite]);
