@@ -1,61 +1,12 @@
 // f32 layout kernels (im2col_common.wgsl holds the parameters and tap geometry):
 //
-// im2col_rows:  x [N, C, H, W]          -> out [P, kp]  (zero taps outside the image and for k >= K)
-// im2col_cols:  x [N, C, H, W]          -> out [K, pp]  (the transpose; zero for p >= P)
+// (im2col itself, four outputs per lane: im2col4.wgsl)
 // col2im:       x = colgrad [P, K]      -> out = dx [N, C, H, W], images n0.. (every element written)
 // channel_rows: x = g [N, O, OH, OW]    -> out [O, pp]  (zero for p >= P)
 // pixel_rows:   x = g [N, O, OH, OW]    -> out [P, op]  (op = O padded to 4, zero past O)
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-
-// The input value under tap k of output pixel q (0 outside the image).
-fn tap(q: u32, k: u32) -> f32 {
-    let at = tap_offset(q, k);
-    if (at < 0) {
-        return 0.0;
-    }
-    return x[u32(at)];
-}
-
-@compute @workgroup_size(WG)
-fn im2col_rows(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = index(wid, nwg, lid);
-    let pixels = p.images * p.oh * p.ow;
-    if (i >= pixels * p.kp) {
-        return;
-    }
-    let q = i / p.kp;
-    let k = i % p.kp;
-    var v = 0.0;
-    if (k < p.k) {
-        v = tap(q, k);
-    }
-    out[i] = v;
-}
-
-@compute @workgroup_size(WG)
-fn im2col_cols(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = index(wid, nwg, lid);
-    if (i >= p.k * p.pp) {
-        return;
-    }
-    let k = i / p.pp;
-    let q = i % p.pp;
-    var v = 0.0;
-    if (q < p.images * p.oh * p.ow) {
-        v = tap(q, k);
-    }
-    out[i] = v;
-}
 
 @compute @workgroup_size(WG)
 fn col2im(

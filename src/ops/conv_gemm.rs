@@ -85,8 +85,8 @@ macro_rules! layout_kernel {
     };
 }
 
-const IM2COL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "im2col_rows");
-const IM2COL_COLS: Kernel = layout_kernel!("conv/im2col.wgsl", "im2col_cols");
+const IM2COL_ROWS: Kernel = layout_kernel!("conv/im2col4.wgsl", "im2col_rows4");
+const IM2COL_COLS: Kernel = layout_kernel!("conv/im2col4.wgsl", "im2col_cols4");
 const COL2IM: Kernel = layout_kernel!("conv/im2col.wgsl", "col2im");
 const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
@@ -267,7 +267,7 @@ pub fn conv2d_gemm(gpu: &Gpu, x: &Tensor, w: &Tensor, g: Conv2dGeom) -> Result<T
     for (n0, images) in chunks(gpu, &g) {
         let p = params(&g, n0, images);
         let pixels = images * plane;
-        let col = layout(gpu, &IM2COL_ROWS, x, &p, &[pixels, kp], pixels * kp)?;
+        let col = layout(gpu, &IM2COL_ROWS, x, &p, &[pixels, kp], pixels * kp / 4)?;
         let out = OutLayout {
             plane,
             offset: n0 * g.o * plane,
@@ -376,7 +376,7 @@ pub fn conv2d_backward_weights_gemm(
         let p = params(&g, n0, images);
         let pp = p.pp as usize;
         let g_rows = channel_rows(gpu, grad, &p, &g, pp)?;
-        let col_t = layout(gpu, &IM2COL_COLS, x, &p, &[k, pp], k * pp)?;
+        let col_t = layout(gpu, &IM2COL_COLS, x, &p, &[k, pp], k * pp / 4)?;
         let ep = Epilogue {
             accumulate: i > 0,
             ..Default::default()
