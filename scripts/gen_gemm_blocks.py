@@ -117,10 +117,13 @@ def nt4_entry(rm=8, src="a", subgroups=False):
     return "\n".join(L)
 
 
-def sign_entry(rm=8, subgroups=False):
-    """f32 x packed signs: one word of bits per column serves 32 k steps
-    (8 vec4s of a); with subgroups lane l loads a's vec4 l of the word."""
-    name = "sign_gemm_s" if subgroups else "sign_gemm"
+def sign_block(name, rm, subgroups, rows):
+    """The f32 x packed-signs register block: one word of bits per column
+    serves 32 k steps (8 vec4s of a); with subgroups lane l loads a's vec4 l
+    of the word. `rows` says where row i's operand comes from:
+    setup (per row, before the loop), word (lines at the top of each word),
+    scale(lane) (the vec4 scaling a's vec4 `lane` of the word), a(i, lane)
+    (row i's vec4 `lane` of the word) and store(i)."""
     comment = [f"{rm} rows x 4 columns, one word of signs per column per 32 k steps."]
     if subgroups:
         comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
@@ -128,85 +131,70 @@ def sign_entry(rm=8, subgroups=False):
     for j in range(4):
         L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
     for i in range(rm):
-        L.append(f"    let am{i} = min(m0 + {i}u, p.m - 1u) * p.a_k4;")
+        L.append(f"    {rows['setup'](i)}")
     for i in range(rm):
         L.append(f"    var c{i} = vec4<f32>(0.0);")
     if subgroups:
         L.append(f"    let lane = min(sid, {SG - 1}u);")
     L.append("    for (var w = 0u; w < p.kw; w++) {")
+    L.extend(f"        {line}" for line in rows["word"](rm))
     for j in range(4):
         L.append(f"        let w{j} = bits[bn{j} + w];")
     if subgroups:
-        L.append("        let ks = kscale4(w * 32u + 4u * lane);")
+        L.append(f"        let ks = {rows['scale']('lane')};")
         for i in range(rm):
-            L.append(f"        let v{i} = a[am{i} + w * 8u + lane] * ks;")
+            L.append(f"        let v{i} = {rows['a'](i, 'lane')} * ks;")
     for t in range(8):
         for j in range(4):
             L.append(f"        let s{j}_{t} = signs4(w{j}, {t}u);")
         if not subgroups:
-            L.append(f"        let ks{t} = kscale4(w * 32u + {4 * t}u);")
+            L.append(f"        let ks{t} = {rows['scale'](f'{t}u')};")
         for i in range(rm):
             if subgroups:
                 L.append(f"        let a{i}_{t} = subgroupBroadcast(v{i}, {t}u);")
             else:
-                L.append(f"        let a{i}_{t} = a[am{i} + w * 8u + {t}u] * ks{t};")
+                L.append(f"        let a{i}_{t} = {rows['a'](i, f'{t}u')} * ks{t};")
             dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(4))
             L.append(f"        c{i} += vec4<f32>({dots});")
     L.append("    }")
     for i in range(rm):
-        L.append(f"    store4(m0 + {i}u, n0, c{i});")
+        L.append(f"    {rows['store'](i)}")
     L.append("}")
     return "\n".join(L)
+
+
+def sign_entry(rm=8, subgroups=False):
+    """f32 x packed signs (shaders/gemm/sign_gemm.wgsl): a's rows row-major."""
+    rows = {
+        "setup": lambda i: f"let am{i} = min(m0 + {i}u, p.m - 1u) * p.a_k4;",
+        "word": lambda rm: [],
+        "scale": lambda lane: f"kscale4(w * 32u + 4u * {lane})",
+        "a": lambda i, lane: f"a[am{i} + w * 8u + {lane}]",
+        "store": lambda i: f"store4(m0 + {i}u, n0, c{i});",
+    }
+    return sign_block("sign_gemm_s" if subgroups else "sign_gemm", rm, subgroups, rows)
 
 
 def sign_conv_entry(rm=8, subgroups=False):
-    """sign_entry for the implicit-GEMM binary conv data gradient
+    """The implicit-GEMM binary conv data gradient
     (shaders/conv/sign_conv_data.wgsl): row i's operand for word w comes
     from source row src{i}, the pixel shifted by the word's tap."""
+    rows = {
+        "setup": lambda i: f"let r{i} = pixel(m0 + {i}u);",
+        "word": lambda rm: [
+            "let t = w / p.words_per_tap;",
+            "let o0 = (w - t * p.words_per_tap) * 32u;",
+            "let ky = t / p.kwidth;",
+            "let dy = i32(p.pad) - i32(ky);",
+            "let dxx = i32(p.pad) - i32(t - ky * p.kwidth);",
+        ]
+        + [f"let src{i} = source(r{i}, dy, dxx);" for i in range(rm)],
+        "scale": lambda lane: f"alpha[o0 / 4u + {lane}]",
+        "a": lambda i, lane: f"operand(src{i}, o0, {lane})",
+        "store": lambda i: f"store4(r{i}, m0 + {i}u, n0, c{i});",
+    }
     name = "sign_conv_data_s" if subgroups else "sign_conv_data"
-    comment = [f"{rm} rows x 4 columns, one word of signs per column per 32 k steps."]
-    if subgroups:
-        comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
-    L = prologue(name, rm, comment, subgroups)
-    for j in range(4):
-        L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
-    for i in range(rm):
-        L.append(f"    let r{i} = pixel(m0 + {i}u);")
-    for i in range(rm):
-        L.append(f"    var c{i} = vec4<f32>(0.0);")
-    if subgroups:
-        L.append(f"    let lane = min(sid, {SG - 1}u);")
-    L.append("    for (var w = 0u; w < p.kw; w++) {")
-    L.append("        let t = w / p.words_per_tap;")
-    L.append("        let o0 = (w - t * p.words_per_tap) * 32u;")
-    L.append("        let ky = t / p.kwidth;")
-    L.append("        let dy = i32(p.pad) - i32(ky);")
-    L.append("        let dxx = i32(p.pad) - i32(t - ky * p.kwidth);")
-    for j in range(4):
-        L.append(f"        let w{j} = bits[bn{j} + w];")
-    for i in range(rm):
-        L.append(f"        let src{i} = source(r{i}, dy, dxx);")
-    if subgroups:
-        L.append("        let ks = alpha[o0 / 4u + lane];")
-        for i in range(rm):
-            L.append(f"        let v{i} = operand(src{i}, o0, lane) * ks;")
-    for t in range(8):
-        for j in range(4):
-            L.append(f"        let s{j}_{t} = signs4(w{j}, {t}u);")
-        if not subgroups:
-            L.append(f"        let ks{t} = alpha[o0 / 4u + {t}u];")
-        for i in range(rm):
-            if subgroups:
-                L.append(f"        let a{i}_{t} = subgroupBroadcast(v{i}, {t}u);")
-            else:
-                L.append(f"        let a{i}_{t} = operand(src{i}, o0, {t}u) * ks{t};")
-            dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(4))
-            L.append(f"        c{i} += vec4<f32>({dots});")
-    L.append("    }")
-    for i in range(rm):
-        L.append(f"    store4(r{i}, m0 + {i}u, n0, c{i});")
-    L.append("}")
-    return "\n".join(L)
+    return sign_block(name, rm, subgroups, rows)
 
 
 def appended(base, what):

@@ -138,10 +138,6 @@ fn sign_conv_data(
         let ky = t / p.kwidth;
         let dy = i32(p.pad) - i32(ky);
         let dxx = i32(p.pad) - i32(t - ky * p.kwidth);
-        let w0 = bits[bn0 + w];
-        let w1 = bits[bn1 + w];
-        let w2 = bits[bn2 + w];
-        let w3 = bits[bn3 + w];
         let src0 = source(r0, dy, dxx);
         let src1 = source(r1, dy, dxx);
         let src2 = source(r2, dy, dxx);
@@ -150,6 +146,10 @@ fn sign_conv_data(
         let src5 = source(r5, dy, dxx);
         let src6 = source(r6, dy, dxx);
         let src7 = source(r7, dy, dxx);
+        let w0 = bits[bn0 + w];
+        let w1 = bits[bn1 + w];
+        let w2 = bits[bn2 + w];
+        let w3 = bits[bn3 + w];
         let s0_0 = signs4(w0, 0u);
         let s1_0 = signs4(w1, 0u);
         let s2_0 = signs4(w2, 0u);

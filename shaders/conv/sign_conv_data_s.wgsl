@@ -44,10 +44,6 @@ fn sign_conv_data_s(
         let ky = t / p.kwidth;
         let dy = i32(p.pad) - i32(ky);
         let dxx = i32(p.pad) - i32(t - ky * p.kwidth);
-        let w0 = bits[bn0 + w];
-        let w1 = bits[bn1 + w];
-        let w2 = bits[bn2 + w];
-        let w3 = bits[bn3 + w];
         let src0 = source(r0, dy, dxx);
         let src1 = source(r1, dy, dxx);
         let src2 = source(r2, dy, dxx);
@@ -56,6 +52,10 @@ fn sign_conv_data_s(
         let src5 = source(r5, dy, dxx);
         let src6 = source(r6, dy, dxx);
         let src7 = source(r7, dy, dxx);
+        let w0 = bits[bn0 + w];
+        let w1 = bits[bn1 + w];
+        let w2 = bits[bn2 + w];
+        let w3 = bits[bn3 + w];
         let ks = alpha[o0 / 4u + lane];
         let v0 = operand(src0, o0, lane) * ks;
         let v1 = operand(src1, o0, lane) * ks;

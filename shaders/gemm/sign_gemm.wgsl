@@ -139,7 +139,7 @@ fn sign_gemm(
         let s1_0 = signs4(w1, 0u);
         let s2_0 = signs4(w2, 0u);
         let s3_0 = signs4(w3, 0u);
-        let ks0 = kscale4(w * 32u + 0u);
+        let ks0 = kscale4(w * 32u + 4u * 0u);
         let a0_0 = a[am0 + w * 8u + 0u] * ks0;
         c0 += vec4<f32>(dot(a0_0, s0_0), dot(a0_0, s1_0), dot(a0_0, s2_0), dot(a0_0, s3_0));
         let a1_0 = a[am1 + w * 8u + 0u] * ks0;
@@ -160,7 +160,7 @@ fn sign_gemm(
         let s1_1 = signs4(w1, 1u);
         let s2_1 = signs4(w2, 1u);
         let s3_1 = signs4(w3, 1u);
-        let ks1 = kscale4(w * 32u + 4u);
+        let ks1 = kscale4(w * 32u + 4u * 1u);
         let a0_1 = a[am0 + w * 8u + 1u] * ks1;
         c0 += vec4<f32>(dot(a0_1, s0_1), dot(a0_1, s1_1), dot(a0_1, s2_1), dot(a0_1, s3_1));
         let a1_1 = a[am1 + w * 8u + 1u] * ks1;
@@ -181,7 +181,7 @@ fn sign_gemm(
         let s1_2 = signs4(w1, 2u);
         let s2_2 = signs4(w2, 2u);
         let s3_2 = signs4(w3, 2u);
-        let ks2 = kscale4(w * 32u + 8u);
+        let ks2 = kscale4(w * 32u + 4u * 2u);
         let a0_2 = a[am0 + w * 8u + 2u] * ks2;
         c0 += vec4<f32>(dot(a0_2, s0_2), dot(a0_2, s1_2), dot(a0_2, s2_2), dot(a0_2, s3_2));
         let a1_2 = a[am1 + w * 8u + 2u] * ks2;
@@ -202,7 +202,7 @@ fn sign_gemm(
         let s1_3 = signs4(w1, 3u);
         let s2_3 = signs4(w2, 3u);
         let s3_3 = signs4(w3, 3u);
-        let ks3 = kscale4(w * 32u + 12u);
+        let ks3 = kscale4(w * 32u + 4u * 3u);
         let a0_3 = a[am0 + w * 8u + 3u] * ks3;
         c0 += vec4<f32>(dot(a0_3, s0_3), dot(a0_3, s1_3), dot(a0_3, s2_3), dot(a0_3, s3_3));
         let a1_3 = a[am1 + w * 8u + 3u] * ks3;
@@ -223,7 +223,7 @@ fn sign_gemm(
         let s1_4 = signs4(w1, 4u);
         let s2_4 = signs4(w2, 4u);
         let s3_4 = signs4(w3, 4u);
-        let ks4 = kscale4(w * 32u + 16u);
+        let ks4 = kscale4(w * 32u + 4u * 4u);
         let a0_4 = a[am0 + w * 8u + 4u] * ks4;
         c0 += vec4<f32>(dot(a0_4, s0_4), dot(a0_4, s1_4), dot(a0_4, s2_4), dot(a0_4, s3_4));
         let a1_4 = a[am1 + w * 8u + 4u] * ks4;
@@ -244,7 +244,7 @@ fn sign_gemm(
         let s1_5 = signs4(w1, 5u);
         let s2_5 = signs4(w2, 5u);
         let s3_5 = signs4(w3, 5u);
-        let ks5 = kscale4(w * 32u + 20u);
+        let ks5 = kscale4(w * 32u + 4u * 5u);
         let a0_5 = a[am0 + w * 8u + 5u] * ks5;
         c0 += vec4<f32>(dot(a0_5, s0_5), dot(a0_5, s1_5), dot(a0_5, s2_5), dot(a0_5, s3_5));
         let a1_5 = a[am1 + w * 8u + 5u] * ks5;
@@ -265,7 +265,7 @@ fn sign_gemm(
         let s1_6 = signs4(w1, 6u);
         let s2_6 = signs4(w2, 6u);
         let s3_6 = signs4(w3, 6u);
-        let ks6 = kscale4(w * 32u + 24u);
+        let ks6 = kscale4(w * 32u + 4u * 6u);
         let a0_6 = a[am0 + w * 8u + 6u] * ks6;
         c0 += vec4<f32>(dot(a0_6, s0_6), dot(a0_6, s1_6), dot(a0_6, s2_6), dot(a0_6, s3_6));
         let a1_6 = a[am1 + w * 8u + 6u] * ks6;
@@ -286,7 +286,7 @@ fn sign_gemm(
         let s1_7 = signs4(w1, 7u);
         let s2_7 = signs4(w2, 7u);
         let s3_7 = signs4(w3, 7u);
-        let ks7 = kscale4(w * 32u + 28u);
+        let ks7 = kscale4(w * 32u + 4u * 7u);
         let a0_7 = a[am0 + w * 8u + 7u] * ks7;
         c0 += vec4<f32>(dot(a0_7, s0_7), dot(a0_7, s1_7), dot(a0_7, s2_7), dot(a0_7, s3_7));
         let a1_7 = a[am1 + w * 8u + 7u] * ks7;
