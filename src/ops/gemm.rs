@@ -835,6 +835,7 @@ fn nt4_launch(
         GemmVariant::Nt4 { wg } | GemmVariant::Nt4u { wg } | GemmVariant::Nt4s { wg } => wg,
         other => panic!("nt4_launch: {} is not an nt4 variant", other.name()),
     };
+    let wg = super::column_lanes(gpu, n, wg);
     let kernel = match variant {
         GemmVariant::Nt4s { .. } if gpu.has_subgroups(8) => &F32_NT4S,
         _ => &F32_NT4,

@@ -152,7 +152,8 @@ fn launch(
     } else {
         relayout(gpu, x, m, k, kp, s_r, s_k)?
     };
-    let gx = n.div_ceil(4 * WG as usize) as u32;
+    let wg = super::column_lanes(gpu, n, WG);
+    let gx = n.div_ceil(4 * wg as usize) as u32;
     let groups = gx as u64 * m.div_ceil(8) as u64;
     let params = Params {
         m: m as u32,
@@ -175,7 +176,7 @@ fn launch(
     };
     gpu.launch(
         kernel,
-        &[("WG", WG as f64)],
+        &[("WG", wg as f64)],
         &params,
         &[
             a.binding(),
