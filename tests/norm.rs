@@ -13,7 +13,7 @@ use common::{Rng, assert_close, gpu};
 /// [N, C] and [N, C, H, W]: one value per channel (n = 1), batch 1 with S > 1,
 /// one channel, odd sizes, channels of more values than a workgroup has lanes,
 /// and a matrix of more channels than a workgroup has lanes (its reductions
-/// run one lane per channel).
+/// run one lane per channel), and planes of whole vec4s.
 const SHAPES: &[&[usize]] = &[
     &[5, 3],
     &[9, 130],
@@ -28,6 +28,11 @@ const SHAPES: &[&[usize]] = &[
     &[6, 12],
     &[3, 8, 2, 6],
     &[2, 16, 7, 4],
+    // the per-channel reductions a vec4 per load (S % 4 == 0, any C): one
+    // vec4 per image, and planes of 6 vec4s that a lane's steps of 64
+    // cross mid-image
+    &[37, 3, 2, 2],
+    &[70, 2, 4, 6],
 ];
 
 /// Values in [-1, 1) plus a per-channel offset, so means are far from 0 and

@@ -1,59 +1,7 @@
-// Batch-norm statistics per channel; one workgroup per channel.
-//
-// x:            f32 [N, C, S] (read; S = H * W, 1 for a matrix).
-// mean:         f32 [C], written: mean over (N, S).
-// second:       f32 [C], written: 1 / sqrt(var + eps) (bn_stats_train) or
-//               the biased variance var (bn_stats).
-// running_mean: f32 [C], updated in place by bn_stats_train only:
-//               (1 - momentum) * running_mean + momentum * mean.
-// running_var:  f32 [C], updated in place by bn_stats_train only:
-//               (1 - momentum) * running_var + momentum * var * n / (n - 1),
-//               n = N * S (var itself when n == 1).
-//
-// Two passes over the channel (the mean, then the sum of squared deviations
-// from it) so the variance does not come from cancelling E[x^2] - E[x]^2.
-// bn_stats_train / bn_stats: one workgroup per channel, each lane sums a
-// strided slice, then a workgroup tree combines the lanes. The _lanes
-// entries (S == 1 only): one lane per channel.
+// Batch-norm statistics, one element per load (bn_stats_common.wgsl has
+// the bindings and the algorithm).
 
-struct Params {
-    n: u32,
-    c: u32,
-    s: u32,
-    _pad0: u32,
-    eps: f32,
-    momentum: f32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(3) var<storage, read_write> second: array<f32>;
-@group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
-@group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
-
-// A power of two, at most MAX_WG.
-override WG: u32 = 256u;
-const MAX_WG: u32 = 256u;
-var<workgroup> partial: array<f32, MAX_WG>;
-
-// Sum of v over the workgroup; every lane gets the total.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    // The next call overwrites partial: every lane must have read the total first.
-    workgroupBarrier();
-    return total;
-}
 
 fn element(ch: u32, i: u32) -> f32 {
     let n = i / p.s;
@@ -91,27 +39,6 @@ fn bn_stats_train(
     let st = channel_stats(ch, lid);
     if (lid == 0u) {
         finish_train(ch, st);
-    }
-}
-
-// Writes channel ch's statistics from (mean, sum of squared deviations).
-fn finish_train(ch: u32, st: vec2<f32>) {
-    let count = p.n * p.s;
-    let m = st.x;
-    let v = st.y / f32(count);
-    var unbiased = v;
-    if (count > 1u) {
-        unbiased = st.y / f32(count - 1u);
-    }
-    mean[ch] = m;
-    second[ch] = 1.0 / sqrt(v + p.eps);
-    // A batch with a NaN or an infinity must not poison the running
-    // statistics (its update is vetoed later; these are updated here).
-    let bits = bitcast<vec2<u32>>(vec2<f32>(m, unbiased));
-    let exponent = vec2<u32>(0x7f800000u);
-    if (all((bits & exponent) != exponent)) {
-        running_mean[ch] = p.momentum * m + (1.0 - p.momentum) * running_mean[ch];
-        running_var[ch] = p.momentum * unbiased + (1.0 - p.momentum) * running_var[ch];
     }
 }
 

@@ -57,23 +57,34 @@ struct BackwardParams {
 }
 
 const STATS_TRAIN: Kernel = kernel!(
-    "norm/bn_stats.wgsl",
+    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
     "bn_stats_train",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS: Kernel = kernel!(
-    "norm/bn_stats.wgsl",
+    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
     "bn_stats",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS_TRAIN_LANES: Kernel = kernel!(
-    "norm/bn_stats.wgsl",
+    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
     "bn_stats_train_lanes",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS_LANES: Kernel = kernel!(
-    "norm/bn_stats.wgsl",
+    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
     "bn_stats_lanes",
+    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+);
+/// [`STATS_TRAIN`] and [`STATS`] a vec4 per load, where S % 4 == 0.
+const STATS_TRAIN4: Kernel = kernel!(
+    ["norm/bn_stats_common.wgsl", "norm/bn_stats4.wgsl"],
+    "bn_stats_train4",
+    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+);
+const STATS4: Kernel = kernel!(
+    ["norm/bn_stats_common.wgsl", "norm/bn_stats4.wgsl"],
+    "bn_stats4",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const APPLY: Kernel = kernel!(
@@ -97,6 +108,14 @@ const BACKWARD_REDUCE: Kernel = kernel!(
 const BACKWARD_REDUCE_LANES: Kernel = kernel!(
     "norm/bn_backward.wgsl",
     "bn_backward_reduce_lanes",
+    [
+        Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
+    ]
+);
+/// [`BACKWARD_REDUCE`] a vec4 per load, where S % 4 == 0.
+const BACKWARD_REDUCE4: Kernel = kernel!(
+    "norm/bn_backward_reduce4.wgsl",
+    "bn_backward_reduce4",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
     ]
@@ -173,20 +192,16 @@ fn launch_stats(
         _pad2: 0,
     };
     let [mean, second, rm, rv] = outputs;
-    // A matrix: one lane per channel (see bn_stats.wgsl).
-    let (kernel, constants, grid) = match (lanes_per_channel(s), train) {
-        (true, true) => (&STATS_TRAIN_LANES, vec![], groups_for(gpu, c, 64)),
-        (true, false) => (&STATS_LANES, vec![], groups_for(gpu, c, 64)),
-        (false, true) => (
-            &STATS_TRAIN,
-            vec![("WG", reduce_wg(gpu) as f64)],
-            gpu.grid(c as u64),
-        ),
-        (false, false) => (
-            &STATS,
-            vec![("WG", reduce_wg(gpu) as f64)],
-            gpu.grid(c as u64),
-        ),
+    // A matrix: one lane per channel (see bn_stats.wgsl); planes of whole
+    // vec4s: a vec4 per load.
+    let wg = vec![("WG", reduce_wg(gpu) as f64)];
+    let (kernel, constants, grid) = match (lanes_per_channel(s), s.is_multiple_of(4), train) {
+        (true, _, true) => (&STATS_TRAIN_LANES, vec![], groups_for(gpu, c, 64)),
+        (true, _, false) => (&STATS_LANES, vec![], groups_for(gpu, c, 64)),
+        (false, true, true) => (&STATS_TRAIN4, wg, gpu.grid(c as u64)),
+        (false, true, false) => (&STATS4, wg, gpu.grid(c as u64)),
+        (false, false, true) => (&STATS_TRAIN, wg, gpu.grid(c as u64)),
+        (false, false, false) => (&STATS, wg, gpu.grid(c as u64)),
     };
     gpu.launch(
         kernel,
@@ -410,8 +425,13 @@ pub fn batch_norm_backward(
             groups_for(gpu, c, 64),
         );
     } else {
+        let kernel = if s.is_multiple_of(4) {
+            &BACKWARD_REDUCE4
+        } else {
+            &BACKWARD_REDUCE
+        };
         gpu.launch(
-            &BACKWARD_REDUCE,
+            kernel,
             &[("WG", reduce_wg(gpu) as f64)],
             &params,
             &bindings,

@@ -1,0 +1,71 @@
+// bn_backward_reduce (bn_backward.wgsl) four elements per load, for
+// S % 4 == 0: one workgroup per channel, each lane walking its vec4s image
+// by image with a running (image, offset) pair as bn_stats4.wgsl does.
+// Bindings as bn_backward.wgsl; gamma and dx are not used here.
+
+struct Params {
+    n: u32,
+    c: u32,
+    s: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> mean: array<f32>;
+@group(0) @binding(5) var<storage, read> invstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
+
+// A power of two, at most MAX_WG.
+override WG: u32 = 64u;
+const MAX_WG: u32 = 256u;
+var<workgroup> partial: array<vec2<f32>, MAX_WG>;
+
+@compute @workgroup_size(WG)
+fn bn_backward_reduce4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Uniform across the workgroup, so the barriers below stay uniform.
+    let ch = wid.x + wid.y * nwg.x;
+    if (ch >= p.c) {
+        return;
+    }
+    let m = vec4<f32>(mean[ch]);
+    let is = invstd[ch];
+    let s4 = p.s / 4u;
+    var img = lid / s4;
+    var off = lid % s4;
+    let step_img = WG / s4;
+    let step_off = WG % s4;
+    // (sum g, sum g * xhat) in one pass.
+    var sum_g = vec4<f32>(0.0);
+    var sum_gx = vec4<f32>(0.0);
+    while (img < p.n) {
+        let idx = (img * p.c + ch) * s4 + off;
+        let gi = g[idx];
+        sum_g += gi;
+        sum_gx += gi * ((x[idx] - m) * is);
+        img += step_img;
+        off += step_off;
+        if (off >= s4) {
+            off -= s4;
+            img += 1u;
+        }
+    }
+    partial[lid] = vec2<f32>((sum_g.x + sum_g.y) + (sum_g.z + sum_g.w), (sum_gx.x + sum_gx.y) + (sum_gx.z + sum_gx.w));
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        dbeta[ch] = partial[0].x;
+        dgamma[ch] = partial[0].y;
+    }
+}
