@@ -15,9 +15,13 @@ const SHAPES: &[[usize; 4]] = &[
     [3, 2, 8, 8],
     [1, 1, 2, 201],
     [2, 16, 33, 31],
-    // even H and W: the backward runs one lane per window
+    // even H and W: the backward runs one lane per window, the forward
+    // too (vec2 rows)
     [2, 3, 6, 10],
     [2, 16, 34, 30],
+    // W % 4 == 0: the forward runs two windows per lane (vec4 rows)
+    [1, 1, 2, 4],
+    [2, 16, 34, 28],
 ];
 
 /// Coarse values so many windows hold ties (the first in the window wins).

@@ -1,4 +1,5 @@
-// 2x2 max pooling, stride 2, forward; one invocation per output.
+// 2x2 max pooling, stride 2, forward; one invocation per output (any h, w;
+// max_pool_forward2.wgsl and max_pool_forward4.wgsl serve even h and w).
 //
 // x:      f32 [planes, h, w] (planes = N * C).
 // y:      f32 [planes, ho, wo], written here, ho = h / 2, wo = w / 2 (floor:
@@ -28,17 +29,12 @@ fn max_pool_forward(
     let ow = rem - oh * p.wo;
     let base = plane * p.h * p.w;
     let first = 2u * oh * p.w + 2u * ow;
-    var best = x[base + first];
-    var arg = first;
-    // The window's other three elements in row-major order.
-    let others = array<u32, 3>(first + 1u, first + p.w, first + p.w + 1u);
-    for (var k = 0u; k < 3u; k++) {
-        let v = x[base + others[k]];
-        if (v > best) {
-            best = v;
-            arg = others[k];
-        }
-    }
-    y[i] = best;
-    argmax[i] = arg;
+    let at = base + first;
+    let m = window_max(
+        vec2<f32>(x[at], x[at + 1u]),
+        vec2<f32>(x[at + p.w], x[at + p.w + 1u]),
+        first,
+    );
+    y[i] = bitcast<f32>(m.x);
+    argmax[i] = m.y;
 }

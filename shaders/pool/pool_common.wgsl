@@ -15,3 +15,25 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 override WG: u32 = 64u;
+
+// The maximum of a 2x2 window and its index: rows (top.x, top.y) and
+// (bottom.x, bottom.y), `first` the index of top.x in the input plane and w
+// the plane's width; ties go to the first in row-major order (strict >), as
+// PyTorch does.
+fn window_max(top: vec2<f32>, bottom: vec2<f32>, first: u32) -> vec2<u32> {
+    var best = top.x;
+    var arg = first;
+    if (top.y > best) {
+        best = top.y;
+        arg = first + 1u;
+    }
+    if (bottom.x > best) {
+        best = bottom.x;
+        arg = first + p.w;
+    }
+    if (bottom.y > best) {
+        best = bottom.y;
+        arg = first + p.w + 1u;
+    }
+    return vec2<u32>(bitcast<u32>(best), arg);
+}

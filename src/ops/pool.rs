@@ -24,6 +24,19 @@ const MAX_POOL: Kernel = kernel!(
     "max_pool_forward",
     [Read, ReadWrite, ReadWrite]
 );
+/// [`MAX_POOL`] one window per lane reading vec2 rows, for even H and W.
+const MAX_POOL2: Kernel = kernel!(
+    ["pool/pool_common.wgsl", "pool/max_pool_forward2.wgsl"],
+    "max_pool_forward2",
+    [Read, ReadWrite, ReadWrite]
+);
+/// [`MAX_POOL`] two windows per lane reading vec4 rows, for W % 4 == 0 and
+/// even H.
+const MAX_POOL4: Kernel = kernel!(
+    ["pool/pool_common.wgsl", "pool/max_pool_forward4.wgsl"],
+    "max_pool_forward4",
+    [Read, ReadWrite, ReadWrite]
+);
 const MAX_POOL_BACKWARD: Kernel = kernel!(
     ["pool/pool_common.wgsl", "pool/max_pool_backward.wgsl"],
     "max_pool_backward",
@@ -81,12 +94,18 @@ pub fn max_pool2x2(gpu: &Gpu, x: &Tensor) -> Result<(Tensor, Tensor), GpuError> 
     let out_shape = pooled_shape(x.shape());
     let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
     let argmax = Tensor::empty(gpu, &out_shape, DType::U32)?;
+    let [h, w] = [x.shape()[2], x.shape()[3]];
+    let (kernel, lanes) = match (h % 2, w % 4) {
+        (0, 0) => (&MAX_POOL4, y.numel() / 2),
+        (0, 2) => (&MAX_POOL2, y.numel()),
+        _ => (&MAX_POOL, y.numel()),
+    };
     gpu.launch(
-        &MAX_POOL,
+        kernel,
         &[("WG", 64.0)],
         &params(x.shape()),
         &[x.binding(), y.binding(), argmax.binding()],
-        groups_for(gpu, y.numel(), 64),
+        groups_for(gpu, lanes, 64),
     );
     Ok((y, argmax))
 }
