@@ -36,9 +36,14 @@ pub struct TrainArgs {
     /// Where weight decay applies: all, or kernels (conv/linear kernels only) [default: all].
     #[arg(long)]
     decay_scope: Option<DecayScope>,
-    /// Learning rate schedule per step: linear (to 0), cosine or constant [default: linear].
+    /// Learning rate schedule: linear (to 0), cosine or constant [default: linear].
     #[arg(long)]
     schedule: Option<Schedule>,
+    /// What the schedule counts: step (the rate changes every optimizer step) or
+    /// epoch (held for each epoch: linear is lr0 * (1 - e/E) for epoch e from 0, as
+    /// in the AdamBNN and ReActNet code, a PyTorch LambdaLR stepped per epoch) [default: step].
+    #[arg(long)]
+    schedule_unit: Option<crate::optim::ScheduleUnit>,
     /// SGD momentum [default: 0.9].
     #[arg(long, allow_negative_numbers = true)]
     momentum: Option<f64>,
@@ -204,6 +209,7 @@ impl TrainArgs {
             weight_decay,
             decay_scope,
             schedule,
+            schedule_unit,
             momentum,
             seed,
             out,

@@ -64,7 +64,8 @@ impl FromStr for DecayScope {
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     Constant,
-    /// `lr0 * (1 - t / T)`, reaching 0 at the end.
+    /// `lr0 * (1 - t / T)`, reaching 0 at the end (per step; per epoch the
+    /// last epoch runs at `lr0 / E`).
     Linear,
     /// `lr0 * (1 + cos(pi t / T)) / 2`.
     Cosine,
@@ -92,6 +93,44 @@ impl Schedule {
             Schedule::Constant => lr0,
             Schedule::Linear => lr0 * (1.0 - t),
             Schedule::Cosine => lr0 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+        }
+    }
+}
+
+/// What a schedule's position counts: optimizer steps (the rate changes
+/// every step) or whole epochs (held for an epoch: `lr_e = lr0 * (1 - e/E)`
+/// for a linear schedule, METHODS.md's form, as a PyTorch `LambdaLR`
+/// stepped once per epoch gives).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleUnit {
+    #[default]
+    Step,
+    Epoch,
+}
+
+impl FromStr for ScheduleUnit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "step" => Ok(ScheduleUnit::Step),
+            "epoch" => Ok(ScheduleUnit::Epoch),
+            _ => Err(format!(
+                "unknown schedule unit '{s}': expected step or epoch"
+            )),
+        }
+    }
+}
+
+impl ScheduleUnit {
+    /// The schedule's position in [0, 1) at optimizer step `step` (from 0)
+    /// of a run of `epochs` epochs of `steps_per_epoch` steps.
+    pub fn position(self, step: usize, steps_per_epoch: usize, epochs: usize) -> f64 {
+        let steps_per_epoch = steps_per_epoch.max(1);
+        let epochs = epochs.max(1);
+        match self {
+            ScheduleUnit::Step => step as f64 / (steps_per_epoch * epochs) as f64,
+            ScheduleUnit::Epoch => (step / steps_per_epoch) as f64 / epochs as f64,
         }
     }
 }
@@ -207,5 +246,31 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Schedule, ScheduleUnit};
+
+    #[test]
+    fn linear_schedule_per_step_and_per_epoch() {
+        // 3 epochs of 4 steps.
+        let lr = |unit: ScheduleUnit, step| Schedule::Linear.lr(1.0, unit.position(step, 4, 3));
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // Per step: 1 - step / 12, changing every step.
+        assert!(close(lr(ScheduleUnit::Step, 0), 1.0));
+        assert!(close(lr(ScheduleUnit::Step, 5), 1.0 - 5.0 / 12.0));
+        assert!(close(lr(ScheduleUnit::Step, 11), 1.0 / 12.0));
+        // Per epoch: lr0 * (1 - e / E), held through epoch e.
+        for step in 0..4 {
+            assert!(close(lr(ScheduleUnit::Epoch, step), 1.0));
+        }
+        for step in 4..8 {
+            assert!(close(lr(ScheduleUnit::Epoch, step), 2.0 / 3.0));
+        }
+        assert!(close(lr(ScheduleUnit::Epoch, 11), 1.0 / 3.0));
+        assert_eq!("epoch".parse::<ScheduleUnit>(), Ok(ScheduleUnit::Epoch));
+        assert!("epochs".parse::<ScheduleUnit>().is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::optim::{DecayScope, OptimizerKind, Schedule};
+use crate::optim::{DecayScope, OptimizerKind, Schedule, ScheduleUnit};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -18,6 +18,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub decay_scope: DecayScope,
     pub schedule: Schedule,
+    /// What the schedule counts: steps (the rate changes every step) or epochs.
+    pub schedule_unit: ScheduleUnit,
     pub momentum: f64,
     pub nesterov: bool,
     pub seed: u64,
@@ -210,6 +212,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             decay_scope: DecayScope::All,
             schedule: Schedule::Linear,
+            schedule_unit: ScheduleUnit::Step,
             momentum: 0.9,
             nesterov: false,
             seed: 0,
@@ -549,6 +552,16 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_unit_reads_from_toml_and_defaults_to_step() {
+        let origin = Path::new("s.toml");
+        let c = TrainConfig::from_toml_str("schedule_unit = \"epoch\"\n", origin).unwrap();
+        assert_eq!(c.schedule_unit, ScheduleUnit::Epoch);
+        let c = TrainConfig::from_toml_str("epochs = 3\n", origin).unwrap();
+        assert_eq!(c.schedule_unit, ScheduleUnit::Step);
+        assert!(parse_err("schedule_unit = \"batch\"\n").contains("schedule_unit"));
+    }
 
     fn parse_err(text: &str) -> String {
         TrainConfig::from_toml_str(text, Path::new("c.toml"))

@@ -450,7 +450,6 @@ pub fn train_with(
             seconds_before: 0.0,
         }
     };
-    let total_steps = (steps_per_epoch * cfg.epochs) as f64;
     // Fault injection for tests of --on-nan: a NaN pixel in the batch of this step.
     let inject_nan_at: Option<usize> = std::env::var("BITPROP_INJECT_NAN_AT_STEP")
         .ok()
@@ -490,7 +489,11 @@ pub fn train_with(
         );
         bar.set_position(state.batch as u64);
         let mut pending: VecDeque<PendingStep> = VecDeque::new();
-        let mut lr = cfg.schedule.lr(cfg.lr, state.step as f64 / total_steps);
+        let mut lr = cfg.schedule.lr(
+            cfg.lr,
+            cfg.schedule_unit
+                .position(state.step, steps_per_epoch, cfg.epochs),
+        );
         let mut batches = Batches::new(&train_set, cfg.batch, Some(cfg.seed), epoch as u64)?;
         batches.seek(state.batch);
         let mut b = data::Batch::default();
@@ -528,7 +531,11 @@ pub fn train_with(
             Ok(l)
         };
         while batches.next_into(&mut b) {
-            lr = cfg.schedule.lr(cfg.lr, state.step as f64 / total_steps);
+            lr = cfg.schedule.lr(
+                cfg.lr,
+                cfg.schedule_unit
+                    .position(state.step, steps_per_epoch, cfg.epochs),
+            );
             if inject_nan_at == Some(state.step) {
                 b.images_f32[0] = f32::NAN;
             }
