@@ -14,14 +14,8 @@
 // bn_backward_reduce runs one workgroup per channel (tree reduction);
 // bn_backward_dx is elementwise and runs after it.
 
-struct Params {
-    n: u32,
-    c: u32,
-    s: u32,
-    _pad0: u32,
-}
+// After bn_backward_common.wgsl (Params, WG, the tree).
 
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
@@ -30,11 +24,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dx: array<f32>;
-
-// bn_backward_reduce: a power of two, at most MAX_WG.
-override WG: u32 = 256u;
-const MAX_WG: u32 = 256u;
-var<workgroup> partial: array<vec2<f32>, MAX_WG>;
 
 @compute @workgroup_size(WG)
 fn bn_backward_reduce(
@@ -58,17 +47,10 @@ fn bn_backward_reduce(
         let gi = g[idx];
         acc += vec2<f32>(gi, gi * ((x[idx] - m) * is));
     }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let sums = workgroup_sum2(lid, acc);
     if (lid == 0u) {
-        dbeta[ch] = partial[0].x;
-        dgamma[ch] = partial[0].y;
+        dbeta[ch] = sums.x;
+        dgamma[ch] = sums.y;
     }
 }
 

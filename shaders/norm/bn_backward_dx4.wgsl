@@ -1,16 +1,9 @@
 // bn_backward_dx (bn_backward.wgsl) four elements per lane (see
 // channel4.wgsl for when): the same arithmetic in the same order, on a
-// quarter of the storage accesses. Bindings as bn_backward.wgsl, the
+// quarter of the storage accesses. After bn_backward_common.wgsl and
+// channel4.wgsl; bindings as bn_backward.wgsl, the
 // per-channel arrays seen as vec4 [C / 4] and only read here.
 
-struct Params {
-    n: u32,
-    c: u32,
-    s: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> gamma: array<vec4<f32>>;
@@ -19,8 +12,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read> dgamma: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> dbeta: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dx: array<vec4<f32>>;
-
-override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn bn_backward_dx4(

@@ -1,27 +1,15 @@
 // bn_backward_reduce (bn_backward.wgsl) four elements per load, for
 // S % 4 == 0: one workgroup per channel, each lane walking its vec4s image
 // by image with a running (image, offset) pair as bn_stats4.wgsl does.
-// Bindings as bn_backward.wgsl; gamma and dx are not used here.
+// After bn_backward_common.wgsl; bindings as bn_backward.wgsl, gamma and
+// dx not used here.
 
-struct Params {
-    n: u32,
-    c: u32,
-    s: u32,
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> invstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
-
-// A power of two, at most MAX_WG.
-override WG: u32 = 64u;
-const MAX_WG: u32 = 256u;
-var<workgroup> partial: array<vec2<f32>, MAX_WG>;
 
 @compute @workgroup_size(WG)
 fn bn_backward_reduce4(
@@ -56,16 +44,13 @@ fn bn_backward_reduce4(
             img += 1u;
         }
     }
-    partial[lid] = vec2<f32>((sum_g.x + sum_g.y) + (sum_g.z + sum_g.w), (sum_gx.x + sum_gx.y) + (sum_gx.z + sum_gx.w));
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let acc = vec2<f32>(
+        (sum_g.x + sum_g.y) + (sum_g.z + sum_g.w),
+        (sum_gx.x + sum_gx.y) + (sum_gx.z + sum_gx.w),
+    );
+    let sums = workgroup_sum2(lid, acc);
     if (lid == 0u) {
-        dbeta[ch] = partial[0].x;
-        dgamma[ch] = partial[0].y;
+        dbeta[ch] = sums.x;
+        dgamma[ch] = sums.y;
     }
 }

@@ -99,14 +99,14 @@ const APPLY4: Kernel = kernel!(
     [Read, Read, Read, Read, Read, ReadWrite]
 );
 const BACKWARD_REDUCE: Kernel = kernel!(
-    "norm/bn_backward.wgsl",
+    ["norm/bn_backward_common.wgsl", "norm/bn_backward.wgsl"],
     "bn_backward_reduce",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
     ]
 );
 const BACKWARD_REDUCE_LANES: Kernel = kernel!(
-    "norm/bn_backward.wgsl",
+    ["norm/bn_backward_common.wgsl", "norm/bn_backward.wgsl"],
     "bn_backward_reduce_lanes",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
@@ -114,14 +114,17 @@ const BACKWARD_REDUCE_LANES: Kernel = kernel!(
 );
 /// [`BACKWARD_REDUCE`] a vec4 per load, where S % 4 == 0.
 const BACKWARD_REDUCE4: Kernel = kernel!(
-    "norm/bn_backward_reduce4.wgsl",
+    [
+        "norm/bn_backward_common.wgsl",
+        "norm/bn_backward_reduce4.wgsl"
+    ],
     "bn_backward_reduce4",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
     ]
 );
 const BACKWARD_DX: Kernel = kernel!(
-    "norm/bn_backward.wgsl",
+    ["norm/bn_backward_common.wgsl", "norm/bn_backward.wgsl"],
     "bn_backward_dx",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
@@ -129,7 +132,11 @@ const BACKWARD_DX: Kernel = kernel!(
 );
 /// [`BACKWARD_DX`] four elements per lane, where [`four_per_lane`] allows.
 const BACKWARD_DX4: Kernel = kernel!(
-    ["norm/channel4.wgsl", "norm/bn_backward_dx4.wgsl"],
+    [
+        "norm/bn_backward_common.wgsl",
+        "norm/channel4.wgsl",
+        "norm/bn_backward_dx4.wgsl"
+    ],
     "bn_backward_dx4",
     [Read, Read, Read, Read, Read, Read, Read, ReadWrite]
 );
