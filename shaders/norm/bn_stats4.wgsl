@@ -12,33 +12,22 @@ fn lane_positions(lid: u32) -> vec4<u32> {
     return vec4<u32>(lid / s4, lid % s4, WG / s4, WG % s4);
 }
 
-fn channel_sum4(ch: u32, lid: u32) -> f32 {
+// Lane lid's share of channel ch's sum (squares == false) or sum of
+// squared deviations from m (squares == true), uniform across the lanes.
+fn channel_sum4(ch: u32, lid: u32, m: f32, squares: bool) -> f32 {
     let s4 = p.s / 4u;
     let q = lane_positions(lid);
     var img = q.x;
     var off = q.y;
     var acc = vec4<f32>(0.0);
     while (img < p.n) {
-        acc += x[(img * p.c + ch) * s4 + off];
-        img += q.z;
-        off += q.w;
-        if (off >= s4) {
-            off -= s4;
-            img += 1u;
+        let v = x[(img * p.c + ch) * s4 + off];
+        if (squares) {
+            let d = v - vec4<f32>(m);
+            acc += d * d;
+        } else {
+            acc += v;
         }
-    }
-    return (acc.x + acc.y) + (acc.z + acc.w);
-}
-
-fn channel_squares4(ch: u32, lid: u32, m: f32) -> f32 {
-    let s4 = p.s / 4u;
-    let q = lane_positions(lid);
-    var img = q.x;
-    var off = q.y;
-    var acc = vec4<f32>(0.0);
-    while (img < p.n) {
-        let d = x[(img * p.c + ch) * s4 + off] - vec4<f32>(m);
-        acc += d * d;
         img += q.z;
         off += q.w;
         if (off >= s4) {
@@ -51,8 +40,8 @@ fn channel_squares4(ch: u32, lid: u32, m: f32) -> f32 {
 
 // (mean, sum of squared deviations) of channel ch, in every lane.
 fn channel_stats4(ch: u32, lid: u32) -> vec2<f32> {
-    let m = workgroup_sum(lid, channel_sum4(ch, lid)) / f32(p.n * p.s);
-    return vec2<f32>(m, workgroup_sum(lid, channel_squares4(ch, lid, m)));
+    let m = workgroup_sum(lid, channel_sum4(ch, lid, 0.0, false)) / f32(p.n * p.s);
+    return vec2<f32>(m, workgroup_sum(lid, channel_sum4(ch, lid, m, true)));
 }
 
 @compute @workgroup_size(WG)

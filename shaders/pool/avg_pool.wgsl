@@ -21,11 +21,8 @@ fn avg_pool_forward(
     if (i >= p.planes * plane_out) {
         return;
     }
-    let plane = i / plane_out;
-    let rem = i - plane * plane_out;
-    let oh = rem / p.wo;
-    let ow = rem - oh * p.wo;
-    let first = plane * p.h * p.w + 2u * oh * p.w + 2u * ow;
+    let win = window_of(i);
+    let first = win.x + win.y;
     let top = src[first] + src[first + 1u];
     let bottom = src[first + p.w] + src[first + p.w + 1u];
     dst[i] = 0.25 * (top + bottom);

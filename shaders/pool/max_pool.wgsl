@@ -23,12 +23,9 @@ fn max_pool_forward(
     if (i >= p.planes * plane_out) {
         return;
     }
-    let plane = i / plane_out;
-    let rem = i - plane * plane_out;
-    let oh = rem / p.wo;
-    let ow = rem - oh * p.wo;
-    let base = plane * p.h * p.w;
-    let first = 2u * oh * p.w + 2u * ow;
+    let win = window_of(i);
+    let base = win.x;
+    let first = win.y;
     let at = base + first;
     let m = window_max(
         vec2<f32>(x[at], x[at + 1u]),

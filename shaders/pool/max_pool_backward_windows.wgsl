@@ -24,11 +24,8 @@ fn max_pool_backward_windows(
     if (o >= p.planes * plane_out) {
         return;
     }
-    let plane = o / plane_out;
-    let rem = o - plane * plane_out;
-    let oh = rem / p.wo;
-    let ow = rem - oh * p.wo;
-    let first = 2u * oh * p.w + 2u * ow;
+    let win = window_of(o);
+    let first = win.y;
     let arg = argmax[o];
     let v = g[o];
     let zero = vec2<f32>(0.0);
@@ -39,7 +36,7 @@ fn max_pool_backward_windows(
         vec2<u32>(arg) == vec2<u32>(first + p.w, first + p.w + 1u),
     );
     // Even w: both rows start at an even element, a whole vec2.
-    let at = (plane * p.h * p.w + first) / 2u;
+    let at = (win.x + first) / 2u;
     dx[at] = top;
     dx[at + p.w / 2u] = bottom;
 }

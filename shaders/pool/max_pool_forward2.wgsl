@@ -17,13 +17,10 @@ fn max_pool_forward2(
     if (i >= p.planes * plane_out) {
         return;
     }
-    let plane = i / plane_out;
-    let rem = i - plane * plane_out;
-    let oh = rem / p.wo;
-    let ow = rem - oh * p.wo;
-    let first = 2u * oh * p.w + 2u * ow;
+    let win = window_of(i);
+    let first = win.y;
     // Even w: both rows start at an even element, a whole vec2.
-    let at = (plane * p.h * p.w + first) / 2u;
+    let at = (win.x + first) / 2u;
     let m = window_max(x[at], x[at + p.w / 2u], first);
     y[i] = bitcast<f32>(m.x);
     argmax[i] = m.y;

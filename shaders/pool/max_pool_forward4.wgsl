@@ -20,13 +20,10 @@ fn max_pool_forward4(
         return;
     }
     let i = 2u * q;
-    let plane = i / plane_out;
-    let rem = i - plane * plane_out;
-    let oh = rem / p.wo;
-    let ow = rem - oh * p.wo;
-    let first = 2u * oh * p.w + 2u * ow;
+    let win = window_of(i);
+    let first = win.y;
     // w % 4 == 0 and ow even: both rows start at a multiple of 4.
-    let at = (plane * p.h * p.w + first) / 4u;
+    let at = (win.x + first) / 4u;
     let top = x[at];
     let bottom = x[at + p.w / 4u];
     let a = window_max(top.xy, bottom.xy, first);

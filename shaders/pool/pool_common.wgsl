@@ -16,6 +16,17 @@ struct Params {
 
 override WG: u32 = 64u;
 
+// Output o's window: the offset of its input plane and the index of its
+// top-left element within that plane.
+fn window_of(o: u32) -> vec2<u32> {
+    let plane_out = p.ho * p.wo;
+    let plane = o / plane_out;
+    let rem = o - plane * plane_out;
+    let oh = rem / p.wo;
+    let ow = rem - oh * p.wo;
+    return vec2<u32>(plane * p.h * p.w, 2u * oh * p.w + 2u * ow);
+}
+
 // The maximum of a 2x2 window and its index: rows (top.x, top.y) and
 // (bottom.x, bottom.y), `first` the index of top.x in the input plane and w
 // the plane's width; ties go to the first in row-major order (strict >), as
