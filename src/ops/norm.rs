@@ -202,7 +202,7 @@ fn launch_stats(
     // A matrix: one lane per channel (see bn_stats.wgsl); planes of whole
     // vec4s: a vec4 per load.
     let wg = vec![("WG", reduce_wg(gpu) as f64)];
-    let (kernel, constants, grid) = match (lanes_per_channel(s), s.is_multiple_of(4), train) {
+    let (kernel, constants, grid) = match (lanes_per_channel(s), vec4_per_load(s), train) {
         (true, _, true) => (&STATS_TRAIN_LANES, vec![], groups_for(gpu, c, 64)),
         (true, _, false) => (&STATS_LANES, vec![], groups_for(gpu, c, 64)),
         (false, true, true) => (&STATS_TRAIN4, wg, gpu.grid(c as u64)),
@@ -230,6 +230,12 @@ fn launch_stats(
 /// rather than one workgroup per channel.
 fn lanes_per_channel(s: usize) -> bool {
     s == 1
+}
+
+/// Whether a per-channel reduction (one workgroup per channel) reads a vec4
+/// per load: planes of whole vec4s, so a vec4 never spans two channels.
+fn vec4_per_load(s: usize) -> bool {
+    s.is_multiple_of(4)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -432,7 +438,7 @@ pub fn batch_norm_backward(
             groups_for(gpu, c, 64),
         );
     } else {
-        let kernel = if s.is_multiple_of(4) {
+        let kernel = if vec4_per_load(s) {
             &BACKWARD_REDUCE4
         } else {
             &BACKWARD_REDUCE

@@ -99,8 +99,8 @@ impl Schedule {
 
 /// What a schedule's position counts: optimizer steps (the rate changes
 /// every step) or whole epochs (held for an epoch: `lr_e = lr0 * (1 - e/E)`
-/// for a linear schedule, METHODS.md's form, as a PyTorch `LambdaLR`
-/// stepped once per epoch gives).
+/// for a linear schedule, as a PyTorch `LambdaLR` stepped once per epoch
+/// gives in the AdamBNN and ReActNet code).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleUnit {

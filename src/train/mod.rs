@@ -450,6 +450,13 @@ pub fn train_with(
             seconds_before: 0.0,
         }
     };
+    // The learning rate of optimizer step `step` (from 0).
+    let rate_at = |step: usize| {
+        let t = cfg
+            .schedule_unit
+            .position(step, steps_per_epoch, cfg.epochs);
+        cfg.schedule.lr(cfg.lr, t)
+    };
     // Fault injection for tests of --on-nan: a NaN pixel in the batch of this step.
     let inject_nan_at: Option<usize> = std::env::var("BITPROP_INJECT_NAN_AT_STEP")
         .ok()
@@ -489,11 +496,7 @@ pub fn train_with(
         );
         bar.set_position(state.batch as u64);
         let mut pending: VecDeque<PendingStep> = VecDeque::new();
-        let mut lr = cfg.schedule.lr(
-            cfg.lr,
-            cfg.schedule_unit
-                .position(state.step, steps_per_epoch, cfg.epochs),
-        );
+        let mut lr = rate_at(state.step);
         let mut batches = Batches::new(&train_set, cfg.batch, Some(cfg.seed), epoch as u64)?;
         batches.seek(state.batch);
         let mut b = data::Batch::default();
@@ -531,11 +534,7 @@ pub fn train_with(
             Ok(l)
         };
         while batches.next_into(&mut b) {
-            lr = cfg.schedule.lr(
-                cfg.lr,
-                cfg.schedule_unit
-                    .position(state.step, steps_per_epoch, cfg.epochs),
-            );
+            lr = rate_at(state.step);
             if inject_nan_at == Some(state.step) {
                 b.images_f32[0] = f32::NAN;
             }
