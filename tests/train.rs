@@ -488,12 +488,17 @@ fn bench_train_compare_f32_json_has_its_keys_and_ratios() {
         "gemm_pct_of_fma_peak",
         "f32_model_gemm_pct_of_fma_peak",
         "sign_gemm_pct_of_fma_peak",
+        "xnor_pct_of_popcount_peak",
+        "xnor_ops_per_s",
+        "popcount_peak_ops_per_s",
         "fma_peak_flops_per_s",
         "samples_per_s",
         "f32_samples_per_s",
     ] {
         assert!(f(k) > 0.0, "{k}: {v}");
     }
+    let pct = 100.0 * f("xnor_ops_per_s") / f("popcount_peak_ops_per_s");
+    assert!((f("xnor_pct_of_popcount_peak") - pct).abs() <= 1e-9 * pct, "{v}");
     let peaks = v["fma_peaks_flops_per_s"].as_array().expect("three peaks");
     assert_eq!(peaks.len(), 3, "{v}");
     let mean: f64 = peaks.iter().map(|p| p.as_f64().unwrap()).sum::<f64>() / 3.0;

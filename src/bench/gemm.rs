@@ -131,13 +131,22 @@ struct PeakParams {
 const POPCOUNT_PEAK: Kernel = kernel!("bench/peak.wgsl", "popcount_peak", [ReadWrite]);
 const FMA_PEAK: Kernel = kernel!("bench/peak.wgsl", "fma_peak", [ReadWrite]);
 
-/// Lanes and iterations of the peak microkernels: enough work to hide launch
-/// cost on a CPU adapter, little enough for a second or so.
-const PEAK_GROUPS: u32 = 512;
+/// Workgroups of the peak microkernels: on a CPU adapter enough work to
+/// hide launch cost, little enough for a second or so; on a GPU enough
+/// lanes to fill every core several times over (an H100 holds about
+/// 270,000 resident lanes; 32,768 would leave most of it idle and report a
+/// peak far too low).
+fn peak_groups(gpu: &Gpu) -> u32 {
+    if gpu.info.device_type == wgpu::DeviceType::Cpu {
+        512
+    } else {
+        16384
+    }
+}
 const PEAK_WG: u32 = 64;
 
 fn peak(gpu: &Gpu, kernel: &Kernel, iters: u32, reps: usize) -> Result<f64, GpuError> {
-    let lanes = (PEAK_GROUPS * PEAK_WG) as usize;
+    let lanes = (peak_groups(gpu) * PEAK_WG) as usize;
     let out = Tensor::empty(gpu, &[lanes], DType::U32)?;
     device_ms(gpu, reps, || {
         gpu.launch(
@@ -149,10 +158,14 @@ fn peak(gpu: &Gpu, kernel: &Kernel, iters: u32, reps: usize) -> Result<f64, GpuE
                 _pad: [0; 2],
             },
             &[out.binding()],
-            gpu.grid(PEAK_GROUPS as u64),
+            gpu.grid(peak_groups(gpu) as u64),
         );
         Ok(())
     })
+}
+
+fn peak_lanes(gpu: &Gpu) -> f64 {
+    (peak_groups(gpu) * PEAK_WG) as f64
 }
 
 /// The device's f32 FMA peak in flops/s (2 flops per FMA), from the register-only microkernel.
@@ -160,7 +173,17 @@ pub fn fma_peak_flops(gpu: &Gpu, reps: usize) -> Result<f64, GpuError> {
     let iters = 2048u32;
     let ms = peak(gpu, &FMA_PEAK, iters, reps)?;
     // 32 FMAs per iteration.
-    Ok((PEAK_GROUPS * PEAK_WG) as f64 * iters as f64 * 32.0 * 2.0 / (ms / 1e3))
+    Ok(peak_lanes(gpu) * iters as f64 * 32.0 * 2.0 / (ms / 1e3))
+}
+
+/// The device's XNOR-popcount peak in binary ops/s (a 32-bit word's xor +
+/// popcount + add = 32 multiply-adds = 64 ops, counted like flops), from the
+/// register-only microkernel.
+pub fn popcount_peak_ops(gpu: &Gpu, reps: usize) -> Result<f64, GpuError> {
+    let iters = 4096u32;
+    let ms = peak(gpu, &POPCOUNT_PEAK, iters, reps)?;
+    // 16 words per iteration.
+    Ok(peak_lanes(gpu) * iters as f64 * 16.0 * 64.0 / (ms / 1e3))
 }
 
 /// Runs the whole comparison. `reps` timed runs after a warm-up; the
@@ -224,11 +247,7 @@ pub fn run(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<GemmB
     let cpu_xnor_ms = median(&mut cpu);
 
     progress("peaks");
-    let lanes = (PEAK_GROUPS * PEAK_WG) as f64;
-    let iters = 4096u32;
-    let pop_ms = peak(gpu, &POPCOUNT_PEAK, iters, reps)?;
-    // 16 words per iteration, each 32 multiply-adds = 64 binary ops.
-    let peak_ops_per_s = lanes * iters as f64 * 16.0 * 64.0 / (pop_ms / 1e3);
+    let peak_ops_per_s = popcount_peak_ops(gpu, reps)?;
     let fma_peak_flops_per_s = fma_peak_flops(gpu, reps)?;
 
     progress("round trip");

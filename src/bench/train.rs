@@ -288,6 +288,15 @@ pub struct CompareF32 {
     /// per multiply-add): multiply-adds
     /// per second as % of the FMA peak's (half its flops/s).
     pub sign_gemm_pct_of_fma_peak: f64,
+    /// The binary step's XNOR-popcount kernels (the binary layers'
+    /// forward): binary ops per second (2 per multiply-add) as % of the
+    /// popcount microkernel's peak.
+    pub xnor_pct_of_popcount_peak: f64,
+    /// That rate, binary ops/s.
+    pub xnor_ops_per_s: f64,
+    /// The popcount microkernel's peak, binary ops/s, measured after the
+    /// FMA peaks.
+    pub popcount_peak_ops_per_s: f64,
     /// The mean of the three FMA peaks measured around the profiles.
     pub fma_peak_flops_per_s: f64,
     /// Before the binary profile, between the two, after the f32 one; each
@@ -346,6 +355,7 @@ pub fn compare_f32(
     let peak_between = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
     let real = hf.profile(gpu, steps, crate::ops::tune::median(&mut tf), profile_steps)?;
     let peak_after = crate::bench::gemm::fma_peak_flops(gpu, 3)?;
+    let popcount_peak = crate::bench::gemm::popcount_peak_ops(gpu, 3)?;
     let (peak_binary, peak_f32) = (
         (peak_before + peak_between) / 2.0,
         (peak_between + peak_after) / 2.0,
@@ -370,11 +380,14 @@ pub fn compare_f32(
     // The multiply-adds on packed signs: the sign GEMMs, and the binary
     // convolutions' data gradient as an implicit GEMM.
     const SIGNS: &[&str] = &["sign_gemm", "sign_conv"];
+    // The forward multiply-adds on two packed operands.
+    const XNOR: &[&str] = &["xnor_gemm", "binary_conv"];
     let gemm_rate = 2.0 * float / (ms_of(&binary, FLOAT) / 1e3);
     let twin = step_macs(gpu, hf.model.as_ref(), batch)?;
     let twin_float = (twin.forward_float + twin.backward_float) as f64;
     let twin_gemm_rate = 2.0 * twin_float / (ms_of(&real, FLOAT) / 1e3);
     let sign_rate = signs as f64 / (ms_of(&binary, SIGNS) / 1e3);
+    let xnor_rate = 2.0 * macs.forward_binary as f64 / (ms_of(&binary, XNOR) / 1e3);
     Ok(CompareF32 {
         adapter: gpu.description(),
         model: model_name.to_string(),
@@ -390,6 +403,9 @@ pub fn compare_f32(
         gemm_pct_of_fma_peak: 100.0 * gemm_rate / peak_binary,
         f32_model_gemm_pct_of_fma_peak: 100.0 * twin_gemm_rate / peak_f32,
         sign_gemm_pct_of_fma_peak: 100.0 * sign_rate / (peak_binary / 2.0),
+        xnor_pct_of_popcount_peak: 100.0 * xnor_rate / popcount_peak,
+        xnor_ops_per_s: xnor_rate,
+        popcount_peak_ops_per_s: popcount_peak,
         fma_peak_flops_per_s: (peak_before + peak_between + peak_after) / 3.0,
         fma_peaks_flops_per_s: [peak_before, peak_between, peak_after],
         samples_per_s: binary.samples_per_s,
@@ -405,7 +421,7 @@ impl CompareF32 {
         let mut s = self.binary.report(per_kernel);
         s += &self.f32.report(per_kernel);
         s += &format!(
-            "{} vs {} at batch {}: f32 step {:.1} ms / binary step {:.1} ms = {:.3}x (bound {:.3}x from multiply-adds, sign GEMMs counted as binary); savings realized {:.2} ({:.2} against the forward-only bound {:.3}x); f32 GEMMs at {:.1}% of the FMA peak ({:.1} GFLOP/s; the f32 twin's at {:.1}%), sign GEMMs at {:.1}%\n",
+            "{} vs {} at batch {}: f32 step {:.1} ms / binary step {:.1} ms = {:.3}x (bound {:.3}x from multiply-adds, sign GEMMs counted as binary); savings realized {:.2} ({:.2} against the forward-only bound {:.3}x); f32 GEMMs at {:.1}% of the FMA peak ({:.1} GFLOP/s; the f32 twin's at {:.1}%), sign GEMMs at {:.1}%; XNOR kernels {:.1} G binary ops/s, {:.1}% of the popcount peak ({:.1} G ops/s)\n",
             self.f32_model,
             self.model,
             self.batch,
@@ -420,6 +436,9 @@ impl CompareF32 {
             self.fma_peak_flops_per_s / 1e9,
             self.f32_model_gemm_pct_of_fma_peak,
             self.sign_gemm_pct_of_fma_peak,
+            self.xnor_ops_per_s / 1e9,
+            self.xnor_pct_of_popcount_peak,
+            self.popcount_peak_ops_per_s / 1e9,
         );
         s
     }
