@@ -16,8 +16,14 @@ RMS = [4, 8, 16]
 SG = 8  # subgroup lanes that share the loads of a in the *_s kernels
 
 
-def prologue(name, rm, comment, subgroups):
-    """Comment, signature, early exit and the block's first row and column."""
+def prologue(name, rm, comment, subgroups, split_end=None):
+    """Comment, signature, early exit and the block's first row and column.
+    With `split_end` (the K loop's end, e.g. "p.kw"), a K split: the grid
+    is p.slices copies of the p.groups tiles, copy s runs the K loop over
+    [k_lo, k_hi) = [s * p.slice_len, (s + 1) * p.slice_len) clipped to the
+    end, and sets the header's private `slice_index`, from which store4 puts
+    its partial sums in slice s's part of c (for GPUs, where a long-K shape
+    has too few tiles to fill the device)."""
     L = [f"// {line}" for line in comment]
     L.append("@compute @workgroup_size(WG)")
     L.append(f"fn {name}(")
@@ -27,24 +33,38 @@ def prologue(name, rm, comment, subgroups):
     if subgroups:
         L.append("    @builtin(subgroup_invocation_id) sid: u32,")
     L.append(") {")
-    L.append("    let g = wid.x + wid.y * nwg.x;")
-    L.append("    if (g >= p.groups) {")
-    L.append("        return;")
-    L.append("    }")
+    if split_end is None:
+        L.append("    let g = wid.x + wid.y * nwg.x;")
+        L.append("    if (g >= p.groups) {")
+        L.append("        return;")
+        L.append("    }")
+    else:
+        L.append("    let gs = wid.x + wid.y * nwg.x;")
+        L.append("    if (gs >= p.groups * p.slices) {")
+        L.append("        return;")
+        L.append("    }")
+        L.append("    slice_index = gs / p.groups;")
+        L.append("    let g = gs - slice_index * p.groups;")
+        L.append("    let k_lo = slice_index * p.slice_len;")
+        L.append(f"    let k_hi = min({split_end}, k_lo + p.slice_len);")
     L.append(f"    let m0 = (g / p.groups_x) * {rm}u;")
     L.append("    let n0 = (g % p.groups_x) * WG * 4u + lid;")
     return L
 
 
-def blocked_loops(L, rm, end, step, load_a, body, subgroups):
-    """The k loop. With subgroups: blocks of SG steps where lane l loads step
-    l of each row and broadcasts hand the steps round, then the remainder
-    one step at a time. `load_a(i, idx)` is row i's operand at k index idx;
-    `body(L, t, a_of)` emits one step t (None in the remainder loop)."""
+def blocked_loops(L, rm, end, step, load_a, body, subgroups, start="0u"):
+    """The k loop over [start, end). With subgroups: blocks of SG steps where
+    lane l loads step l of each row and broadcasts hand the steps round, then
+    the remainder one step at a time. `load_a(i, idx)` is row i's operand at
+    k index idx; `body(L, t, a_of)` emits one step t (None in the remainder
+    loop)."""
     if subgroups:
         L.append(f"    let lane = min(sid, {SG - 1}u);")
-        L.append(f"    let k_end = {end} / {SG}u * {SG}u;")
-        L.append(f"    for (var kb = 0u; kb < k_end; kb += {SG}u) {{")
+        if start == "0u":
+            L.append(f"    let k_end = {end} / {SG}u * {SG}u;")
+        else:
+            L.append(f"    let k_end = {start} + ({end} - {start}) / {SG}u * {SG}u;")
+        L.append(f"    for (var kb = {start}; kb < k_end; kb += {SG}u) {{")
         for i in range(rm):
             L.append(f"        let v{i} = {load_a(i, 'kb + lane')};")
         for t in range(SG):
@@ -52,7 +72,7 @@ def blocked_loops(L, rm, end, step, load_a, body, subgroups):
         L.append("    }")
         L.append(f"    for (var {step} = k_end; {step} < {end}; {step}++) {{")
     else:
-        L.append(f"    for (var {step} = 0u; {step} < {end}; {step}++) {{")
+        L.append(f"    for (var {step} = {start}; {step} < {end}; {step}++) {{")
     body(L, step, "", lambda i: load_a(i, step))
     L.append("    }")
 
@@ -93,7 +113,8 @@ def nt4_entry(rm=8, src="a", subgroups=False):
         comment.append("a's rows from the uniform window.")
     if subgroups:
         comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
-    L = prologue(name, rm, comment, subgroups)
+    split = "p.kc4" if src == "a" else None
+    L = prologue(name, rm, comment, subgroups, split_end=split)
     for j in range(4):
         L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.k4 + p.k0;")
     for i in range(rm):
@@ -110,24 +131,26 @@ def nt4_entry(rm=8, src="a", subgroups=False):
             dots = ", ".join(f"dot(a{i}{t}, b{j}{t})" for j in range(4))
             L.append(f"        c{i} += vec4<f32>({dots});")
 
-    blocked_loops(L, rm, "p.kc4", "kk", lambda i, idx: f"{src}[am{i} + {idx}]", body, subgroups)
+    end, start = ("k_hi", "k_lo") if split else ("p.kc4", "0u")
+    blocked_loops(L, rm, end, "kk", lambda i, idx: f"{src}[am{i} + {idx}]", body, subgroups, start)
     for i in range(rm):
         L.append(f"    store4(m0 + {i}u, n0, c{i});")
     L.append("}")
     return "\n".join(L)
 
 
-def sign_block(name, rm, subgroups, rows):
+def sign_block(name, rm, subgroups, rows, split=False):
     """The f32 x packed-signs register block: one word of bits per column
     serves 32 k steps (8 vec4s of a); with subgroups lane l loads a's vec4 l
-    of the word. `rows` says where row i's operand comes from:
+    of the word. `split`: a K split over words (see prologue).
+    `rows` says where row i's operand comes from:
     setup (per row, before the loop), word (lines at the top of each word),
     scale(lane) (the vec4 scaling a's vec4 `lane` of the word), a(i, lane)
     (row i's vec4 `lane` of the word) and store(i)."""
     comment = [f"{rm} rows x 4 columns, one word of signs per column per 32 k steps."]
     if subgroups:
         comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
-    L = prologue(name, rm, comment, subgroups)
+    L = prologue(name, rm, comment, subgroups, split_end="p.kw" if split else None)
     for j in range(4):
         L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
     for i in range(rm):
@@ -136,7 +159,10 @@ def sign_block(name, rm, subgroups, rows):
         L.append(f"    var c{i} = vec4<f32>(0.0);")
     if subgroups:
         L.append(f"    let lane = min(sid, {SG - 1}u);")
-    L.append("    for (var w = 0u; w < p.kw; w++) {")
+    if split:
+        L.append("    for (var w = k_lo; w < k_hi; w++) {")
+    else:
+        L.append("    for (var w = 0u; w < p.kw; w++) {")
     L.extend(f"        {line}" for line in rows["word"](rm))
     for j in range(4):
         L.append(f"        let w{j} = bits[bn{j} + w];")
@@ -172,7 +198,7 @@ def sign_entry(rm=8, subgroups=False):
         "a": lambda i, lane: f"a[am{i} + w * 8u + {lane}]",
         "store": lambda i: f"store4(m0 + {i}u, n0, c{i});",
     }
-    return sign_block("sign_gemm_s" if subgroups else "sign_gemm", rm, subgroups, rows)
+    return sign_block("sign_gemm_s" if subgroups else "sign_gemm", rm, subgroups, rows, split=True)
 
 
 def sign_conv_entry(rm=8, subgroups=False):

@@ -321,6 +321,74 @@ fn f32_gemm_matches_cpu_for_every_transpose_and_variant() {
 
 /// `bitprop bench gemm --json` prints one object with the keys other tools
 /// read, on an odd small shape, with its bound analysis.
+/// The K-split f32 GEMM (what GPUs run for a weight gradient's long K):
+/// every nt4 variant, transposes, more slices than K steps, and accumulate;
+/// a scaled product takes the unsplit path under the same request.
+#[test]
+fn f32_gemm_split_k_matches_cpu_and_accumulates() {
+    use bitprop::ops::split_k::with_k_slices;
+    let gpu = gpu();
+    let mut rng = Rng::new(16);
+    for &(m, n, k) in SIZES {
+        for (ta, tb) in [(Trans::N, Trans::T), (Trans::T, Trans::N)] {
+            let a_shape = if ta == Trans::N { [m, k] } else { [k, m] };
+            let b_shape = if tb == Trans::N { [k, n] } else { [n, k] };
+            let a = rng.vec(m * k);
+            let b = rng.vec(n * k);
+            let s = rng.vec(n);
+            let start = rng.vec(m * n);
+            let at = Tensor::from_f32(&gpu, &a_shape, &a).unwrap();
+            let bt = Tensor::from_f32(&gpu, &b_shape, &b).unwrap();
+            let st = Tensor::from_f32(&gpu, &[n], &s).unwrap();
+            let plain = f32_gemm_cpu(&a, a_shape, ta, &b, b_shape, tb, None, None);
+            let scaled = f32_gemm_cpu(&a, a_shape, ta, &b, b_shape, tb, Some(&s), None);
+            let atol = 1e-5 * (k as f32).sqrt() * 4.0;
+            for v in bitprop::ops::tune::f32_candidates() {
+                if !v.name().starts_with("nt4") || v.name().starts_with("nt4u") {
+                    continue;
+                }
+                for slices in [2, 3, 1000] {
+                    let what = format!(
+                        "f32 gemm {m}x{n}x{k} {ta:?}{tb:?} {} in {slices} k slices",
+                        v.name()
+                    );
+                    with_k_slices(slices, || {
+                        let c =
+                            f32_gemm(&gpu, &at, ta, &bt, tb, Epilogue::default(), None, v).unwrap();
+                        assert_close(&what, &c.to_f32(&gpu).unwrap(), &plain, atol, 1e-5);
+                        let c = Tensor::from_f32(&gpu, &[m, n], &start).unwrap();
+                        let ep = Epilogue {
+                            accumulate: true,
+                            ..Default::default()
+                        };
+                        f32_gemm(&gpu, &at, ta, &bt, tb, ep, Some(&c), v).unwrap();
+                        let sum: Vec<f32> = plain.iter().zip(&start).map(|(x, y)| x + y).collect();
+                        assert_close(
+                            &format!("{what} accumulate"),
+                            &c.to_f32(&gpu).unwrap(),
+                            &sum,
+                            atol,
+                            1e-5,
+                        );
+                        let ep = Epilogue {
+                            scale: Some(&st),
+                            ..Default::default()
+                        };
+                        let c = f32_gemm(&gpu, &at, ta, &bt, tb, ep, None, v).unwrap();
+                        assert_close(
+                            &format!("{what} scaled"),
+                            &c.to_f32(&gpu).unwrap(),
+                            &scaled,
+                            atol,
+                            1e-5,
+                        );
+                    });
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn bench_gemm_json_has_its_keys() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
@@ -386,6 +454,47 @@ fn sign_gemm_matches_cpu_with_and_without_scale_and_transposed() {
             let got = sign_gemm(&gpu, &att, [m, 1, m], &bits, kscale).unwrap();
             let what = format!("{what} transposed a");
             assert_close(&what, &got.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+        }
+    }
+}
+
+/// The K-split sign GEMM (what GPUs run for a weight gradient's long K):
+/// each slice count, more slices than words included, with a k scale, and
+/// added to what c holds.
+#[test]
+fn sign_gemm_split_k_matches_cpu_and_accumulates() {
+    use bitprop::ops::sign_gemm::{SignScale, sign_gemm_cpu, sign_gemm_into};
+    use bitprop::ops::split_k::with_k_slices;
+    let gpu = gpu();
+    let mut rng = Rng::new(19);
+    for &(m, n, k) in SIZES {
+        let a = rng.vec(m * k);
+        let s = signs_with_zeros(&mut rng, n * k);
+        let ks: Vec<f32> = rng.vec(k).iter().map(|v| v.abs() + 0.1).collect();
+        let st = Tensor::from_f32(&gpu, &[n, k], &s).unwrap();
+        let bits = pack_signs(&gpu, &st, n, k, 1, BitLayout::RowMajor).unwrap();
+        let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
+        let kst = Tensor::from_f32(&gpu, &[k], &ks).unwrap();
+        let want = sign_gemm_cpu(&a, &s, Some(&ks), [m, n, k]);
+        let start = rng.vec(m * n);
+        let atol = 1e-5 * (k as f32).sqrt() * 4.0;
+        for slices in [2, 3, 7, 1000] {
+            for accumulate in [false, true] {
+                let c = Tensor::from_f32(&gpu, &[m, n], &start).unwrap();
+                let scale = Some(SignScale::K(&kst));
+                with_k_slices(slices, || {
+                    sign_gemm_into(&gpu, &at, [m, k, 1], &bits, scale, &c, accumulate)
+                })
+                .unwrap();
+                let want: Vec<f32> = if accumulate {
+                    want.iter().zip(&start).map(|(w, s)| w + s).collect()
+                } else {
+                    want.clone()
+                };
+                let what =
+                    format!("sign gemm {m}x{n}x{k} in {slices} k slices, accumulate {accumulate}");
+                assert_close(&what, &c.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+            }
         }
     }
 }

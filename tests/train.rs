@@ -498,7 +498,10 @@ fn bench_train_compare_f32_json_has_its_keys_and_ratios() {
         assert!(f(k) > 0.0, "{k}: {v}");
     }
     let pct = 100.0 * f("xnor_ops_per_s") / f("popcount_peak_ops_per_s");
-    assert!((f("xnor_pct_of_popcount_peak") - pct).abs() <= 1e-9 * pct, "{v}");
+    assert!(
+        (f("xnor_pct_of_popcount_peak") - pct).abs() <= 1e-9 * pct,
+        "{v}"
+    );
     let peaks = v["fma_peaks_flops_per_s"].as_array().expect("three peaks");
     assert_eq!(peaks.len(), 3, "{v}");
     let mean: f64 = peaks.iter().map(|p| p.as_f64().unwrap()).sum::<f64>() / 3.0;

@@ -37,7 +37,16 @@ struct Params {
     m_base: u32,
     m_total: u32,
     a_k4: u32,
+    // K split (f32_gemm_nt4 and _nt4s; see sign_gemm.wgsl): slice s of
+    // `slices` sums vec4 steps [s * slice_len, (s + 1) * slice_len) of
+    // [0, kc4) and stores at s * m_total * n past the plain row-major place
+    // (plane = n, c_offset 0, no scale, bias or accumulate), and
+    // slices_sum.wgsl adds the slices. slices = 1, slice_len = kc4: none.
+    slices: u32,
+    slice_len: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,6 +58,9 @@ struct Params {
 @group(0) @binding(6) var<uniform> ua: array<vec4<f32>, 4096>;
 
 override WG: u32 = 64u;
+
+// This invocation's K slice (0 without a split).
+var<private> slice_index: u32;
 
 fn store4(m: u32, n0: u32, acc: vec4<f32>) {
     if (m >= p.m) {
@@ -65,7 +77,8 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
             if (p.has_bias != 0u) {
                 v += bias[n];
             }
-            let i = p.c_offset + (n / p.plane) * p.m_total * p.plane + gm * p.plane + n % p.plane;
+            let i = p.c_offset + (n / p.plane) * p.m_total * p.plane + gm * p.plane + n % p.plane
+                + slice_index * p.m_total * p.n;
             if (p.accumulate != 0u) {
                 v += c[i];
             }
@@ -83,10 +96,14 @@ fn f32_gemm_nt4(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.groups) {
+    let gs = wid.x + wid.y * nwg.x;
+    if (gs >= p.groups * p.slices) {
         return;
     }
+    slice_index = gs / p.groups;
+    let g = gs - slice_index * p.groups;
+    let k_lo = slice_index * p.slice_len;
+    let k_hi = min(p.kc4, k_lo + p.slice_len);
     let m0 = (g / p.groups_x) * 8u;
     let n0 = (g % p.groups_x) * WG * 4u + lid;
     let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.k4 + p.k0;
@@ -109,7 +126,7 @@ fn f32_gemm_nt4(
     var c5 = vec4<f32>(0.0);
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.kc4; kk++) {
+    for (var kk = k_lo; kk < k_hi; kk++) {
         let b0 = b[bn0 + kk];
         let b1 = b[bn1 + kk];
         let b2 = b[bn2 + kk];

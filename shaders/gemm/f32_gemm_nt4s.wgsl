@@ -11,10 +11,14 @@ fn f32_gemm_nt4s(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) sid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.groups) {
+    let gs = wid.x + wid.y * nwg.x;
+    if (gs >= p.groups * p.slices) {
         return;
     }
+    slice_index = gs / p.groups;
+    let g = gs - slice_index * p.groups;
+    let k_lo = slice_index * p.slice_len;
+    let k_hi = min(p.kc4, k_lo + p.slice_len);
     let m0 = (g / p.groups_x) * 8u;
     let n0 = (g % p.groups_x) * WG * 4u + lid;
     let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.k4 + p.k0;
@@ -38,8 +42,8 @@ fn f32_gemm_nt4s(
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
     let lane = min(sid, 7u);
-    let k_end = p.kc4 / 8u * 8u;
-    for (var kb = 0u; kb < k_end; kb += 8u) {
+    let k_end = k_lo + (k_hi - k_lo) / 8u * 8u;
+    for (var kb = k_lo; kb < k_end; kb += 8u) {
         let v0 = a[am0 + kb + lane];
         let v1 = a[am1 + kb + lane];
         let v2 = a[am2 + kb + lane];
@@ -209,7 +213,7 @@ fn f32_gemm_nt4s(
         let a7_7 = subgroupBroadcast(v7, 7u);
         c7 += vec4<f32>(dot(a7_7, b0_7), dot(a7_7, b1_7), dot(a7_7, b2_7), dot(a7_7, b3_7));
     }
-    for (var kk = k_end; kk < p.kc4; kk++) {
+    for (var kk = k_end; kk < k_hi; kk++) {
         let b0 = b[bn0 + kk];
         let b1 = b[bn1 + kk];
         let b2 = b[bn2 + kk];

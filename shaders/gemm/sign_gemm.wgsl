@@ -21,6 +21,13 @@
 //
 // Each lane holds 8 rows x 4 columns (column j = n0 + lid + j * WG), as the
 // nt4 kernel does.
+//
+// K split (GPUs: a weight gradient's K is every pixel of the batch while its
+// m x n makes a few dozen tiles, too few to fill the device): the grid is
+// `slices` copies of the `groups` tiles, copy s sums words
+// [s * slice_len, (s + 1) * slice_len) and writes c rows s * m ..
+// (c is then [slices * m, n], accumulate, has_nscale and col_taps 0), and
+// slices_sum.wgsl adds the slices. slices = 1, slice_len = kw: no split.
 
 struct Params {
     m: u32,
@@ -36,6 +43,11 @@ struct Params {
     col_taps: u32,
     // n / col_taps
     col_channels: u32,
+    slices: u32,
+    // words per slice
+    slice_len: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,6 +57,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 override WG: u32 = 64u;
+
+// This invocation's K slice (0 without a split).
+var<private> slice_index: u32;
 
 // kscale[k0 .. k0 + 4] (1 without a scale); past k, a is 0 and any finite
 // value does.
@@ -86,10 +101,11 @@ fn store4(m: u32, n0: u32, acc: vec4<f32>) {
                 let ch = u32((f32(n) + 0.5) / f32(p.col_taps));
                 col = (n - ch * p.col_taps) * p.col_channels + ch;
             }
+            let at = (slice_index * p.m + m) * p.n + col;
             if (p.accumulate != 0u) {
-                c[m * p.n + col] += v;
+                c[at] += v;
             } else {
-                c[m * p.n + col] = v;
+                c[at] = v;
             }
         }
     }
@@ -104,10 +120,14 @@ fn sign_gemm(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.groups) {
+    let gs = wid.x + wid.y * nwg.x;
+    if (gs >= p.groups * p.slices) {
         return;
     }
+    slice_index = gs / p.groups;
+    let g = gs - slice_index * p.groups;
+    let k_lo = slice_index * p.slice_len;
+    let k_hi = min(p.kw, k_lo + p.slice_len);
     let m0 = (g / p.groups_x) * 8u;
     let n0 = (g % p.groups_x) * WG * 4u + lid;
     let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.kw;
@@ -130,7 +150,7 @@ fn sign_gemm(
     var c5 = vec4<f32>(0.0);
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
-    for (var w = 0u; w < p.kw; w++) {
+    for (var w = k_lo; w < k_hi; w++) {
         let w0 = bits[bn0 + w];
         let w1 = bits[bn1 + w];
         let w2 = bits[bn2 + w];

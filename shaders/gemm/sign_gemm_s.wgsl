@@ -11,10 +11,14 @@ fn sign_gemm_s(
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) sid: u32,
 ) {
-    let g = wid.x + wid.y * nwg.x;
-    if (g >= p.groups) {
+    let gs = wid.x + wid.y * nwg.x;
+    if (gs >= p.groups * p.slices) {
         return;
     }
+    slice_index = gs / p.groups;
+    let g = gs - slice_index * p.groups;
+    let k_lo = slice_index * p.slice_len;
+    let k_hi = min(p.kw, k_lo + p.slice_len);
     let m0 = (g / p.groups_x) * 8u;
     let n0 = (g % p.groups_x) * WG * 4u + lid;
     let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.kw;
@@ -38,7 +42,7 @@ fn sign_gemm_s(
     var c6 = vec4<f32>(0.0);
     var c7 = vec4<f32>(0.0);
     let lane = min(sid, 7u);
-    for (var w = 0u; w < p.kw; w++) {
+    for (var w = k_lo; w < k_hi; w++) {
         let w0 = bits[bn0 + w];
         let w1 = bits[bn1 + w];
         let w2 = bits[bn2 + w];

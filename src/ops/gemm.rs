@@ -606,7 +606,9 @@ struct Nt4Params {
     m_base: u32,
     m_total: u32,
     a_k4: u32,
-    _pad: u32,
+    slices: u32,
+    slice_len: u32,
+    _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -859,9 +861,11 @@ fn nt4_launch(
             m_base: 0,
             m_total: m as u32,
             a_k4: k4 as u32,
-            _pad: 0,
+            slices: 1,
+            slice_len: k4 as u32,
+            _pad: [0; 3],
         };
-        (params, gpu.grid(groups))
+        (params, groups)
     };
     let scale = epilogue.scale.map_or(unused(b), |t| t.binding());
     let bias = epilogue.bias.map_or(unused(b), |t| t.binding());
@@ -875,10 +879,39 @@ fn nt4_launch(
         } else {
             relayout(gpu, a.x, m, a.cols, kp, a.s_r, a.s_k)?
         };
-        let (params, grid) = base(m);
-        let bindings = [a_rows.binding(), b.binding(), scale, bias, c.binding()];
+        let (mut params, groups) = base(m);
+        // A K split (GPUs, long K with few tiles) writes plain row-major
+        // partial sums, so only a plain product takes one.
+        let plain = epilogue.scale.is_none()
+            && epilogue.bias.is_none()
+            && layout.plane == n
+            && layout.offset == 0;
+        // 128 vec4 steps = 512 k steps at least per slice.
+        let wanted = if plain {
+            super::split_k::k_slices(gpu, groups as usize, k4, 128)
+        } else {
+            1
+        };
+        let (slices, slice_len) = super::split_k::slice_plan(wanted, k4);
+        if slices == 1 {
+            let bindings = [a_rows.binding(), b.binding(), scale, bias, c.binding()];
+            gpu.launch(
+                kernel,
+                &[("WG", wg as f64)],
+                &params,
+                &bindings,
+                gpu.grid(groups),
+            );
+            return Ok(());
+        }
+        let part = Tensor::empty(gpu, &[slices * m, n], DType::F32)?;
+        params.accumulate = 0;
+        params.slices = slices as u32;
+        params.slice_len = slice_len as u32;
+        let bindings = [a_rows.binding(), b.binding(), scale, bias, part.binding()];
+        let grid = gpu.grid(groups * slices as u64);
         gpu.launch(kernel, &[("WG", wg as f64)], &params, &bindings, grid);
-        return Ok(());
+        return super::split_k::sum_slices(gpu, &part, c, m * n, slices, epilogue.accumulate);
     };
     let chunks = k4.div_ceil(kc4);
     let m_pad = m.next_multiple_of(rows);
@@ -894,7 +927,8 @@ fn nt4_launch(
     )?;
     for j in 0..chunks {
         for r0 in (0..m).step_by(rows) {
-            let (mut params, grid) = base(rows.min(m - r0));
+            let (mut params, groups) = base(rows.min(m - r0));
+            let grid = gpu.grid(groups);
             params.kc4 = kc4.min(k4 - j * kc4) as u32;
             params.a_k4 = kc4 as u32;
             params.k0 = (j * kc4) as u32;

@@ -16,6 +16,7 @@ pub mod pool;
 pub mod recu;
 pub mod reduce;
 pub mod sign_gemm;
+pub mod split_k;
 pub mod tune;
 
 use crate::gpu::{Binding, Gpu, Kernel};

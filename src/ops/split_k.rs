@@ -1,0 +1,91 @@
+//! K splits for GPUs: a weight gradient's K is every pixel (or sample) of
+//! the batch while its output makes a few dozen tiles, too few to fill a
+//! GPU. The GEMM kernels then run `slices` copies of their tiles, each over
+//! one part of K, into a scratch buffer, and [`sum_slices`] adds the parts.
+
+use crate::gpu::{Gpu, GpuError, Kernel};
+use crate::kernel;
+use crate::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SlicesSumParams {
+    len: u32,
+    slices: u32,
+    accumulate: u32,
+    _pad: u32,
+}
+
+thread_local! {
+    static FORCED: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every K-split GEMM it launches on this thread asking for
+/// `slices` slices, whatever the adapter and shape (clipped to the K steps):
+/// how tests run the GPU path on a CPU adapter.
+pub fn with_k_slices<R>(slices: usize, f: impl FnOnce() -> R) -> R {
+    let before = FORCED.with(|c| c.replace(Some(slices)));
+    let r = f();
+    FORCED.with(|c| c.set(before));
+    r
+}
+
+const SLICES_SUM: Kernel = kernel!("gemm/slices_sum.wgsl", "slices_sum", [Read, ReadWrite]);
+
+/// Workgroups a K split aims for: an H100 holds about 4,200 resident
+/// workgroups of 64 lanes; an 8 x 4 register block's registers leave room
+/// for about half.
+const TARGET_GROUPS: usize = 2048;
+
+/// How many slices a GEMM of `groups` tiles whose K loop has `steps` steps
+/// runs as, each slice at least `min_steps` long: 1 on a CPU adapter (a
+/// handful of tiles fills its cores, and the partial sums would cost loads
+/// and stores) and wherever the tiles come near the target; else enough to
+/// bring the grid near it. [`with_k_slices`] overrides it.
+pub fn k_slices(gpu: &Gpu, groups: usize, steps: usize, min_steps: usize) -> usize {
+    if let Some(forced) = FORCED.with(|c| c.get()) {
+        return forced;
+    }
+    if gpu.info.device_type == wgpu::DeviceType::Cpu || groups >= TARGET_GROUPS / 2 {
+        return 1;
+    }
+    TARGET_GROUPS
+        .div_ceil(groups.max(1))
+        .min(steps / min_steps.max(1))
+        .max(1)
+}
+
+/// `(slices, slice_len)` for `wanted` slices of `steps`, with no empty
+/// slice: every slice but the last holds `slice_len` steps.
+pub fn slice_plan(wanted: usize, steps: usize) -> (usize, usize) {
+    let slice_len = steps.div_ceil(wanted.clamp(1, steps.max(1))).max(1);
+    (steps.div_ceil(slice_len).max(1), slice_len)
+}
+
+/// `c[i] = sum_s part[s * len + i]` (+ `c[i]` when `accumulate`), `i < len`.
+pub fn sum_slices(
+    gpu: &Gpu,
+    part: &Tensor,
+    c: &Tensor,
+    len: usize,
+    slices: usize,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    assert!(
+        part.numel() >= slices * len && c.numel() >= len,
+        "sum_slices: {part:?} and {c:?} for {slices} slices of {len}"
+    );
+    gpu.launch(
+        &SLICES_SUM,
+        &[("WG", 64.0)],
+        &SlicesSumParams {
+            len: len as u32,
+            slices: slices as u32,
+            accumulate: accumulate as u32,
+            _pad: 0,
+        },
+        &[part.binding(), c.binding()],
+        super::groups_for(gpu, len, 64),
+    );
+    Ok(())
+}
