@@ -24,6 +24,8 @@ fn lr_at(base: f64, t: u32) -> f64 {
 /// (params O(1), moments O(|g|)), so over 5 steps these stay well inside.
 const ATOL: f32 = 1e-6;
 const RTOL: f32 = 1e-5;
+/// Two ulps at 1, the largest |g|.
+const M_ATOL: f32 = 2.4e-7;
 
 fn skip_off(gpu: &Gpu) -> Tensor {
     finite_flag(gpu).unwrap()
@@ -69,11 +71,14 @@ fn run_adam(gpu: &Gpu, kind: AdamKind, cfg: AdamConfig, n: usize, seed: u64) {
             ATOL,
             RTOL,
         );
+        // m = lerp(m, g, 1 - beta1) cancels terms of the size of g (up to 1)
+        // down to m: a contraction into an FMA (an NVIDIA GPU does it here)
+        // moves m by an ulp of those terms, not of m.
         assert_close(
             &format!("{what} exp_avg"),
             &m_t.to_f32(gpu).unwrap(),
             &m,
-            1e-8,
+            M_ATOL,
             RTOL,
         );
         assert_close(

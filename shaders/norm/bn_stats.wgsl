@@ -9,7 +9,11 @@ fn element(ch: u32, i: u32) -> f32 {
     return x[(n * p.c + ch) * p.s + s];
 }
 
-// (mean, biased variance) of channel ch, in every lane.
+// (mean, sum of squared deviations) of channel ch, in every lane. The
+// second pass also sums the deviations and corrects the mean and the
+// squares with them (the corrected two-pass algorithm): a mean far from
+// zero rounds off by a few ulps of itself, and that error squared would
+// otherwise add to the variance (a GPU runs matrices, S == 1, here).
 fn channel_stats(ch: u32, lid: u32) -> vec2<f32> {
     let count = p.n * p.s;
     var acc = 0.0;
@@ -17,12 +21,13 @@ fn channel_stats(ch: u32, lid: u32) -> vec2<f32> {
         acc += element(ch, i);
     }
     let m = workgroup_sum(lid, acc) / f32(count);
-    var sq = 0.0;
+    var ds = vec2<f32>(0.0);
     for (var i = lid; i < count; i += WG) {
         let d = element(ch, i) - m;
-        sq += d * d;
+        ds += vec2<f32>(d, d * d);
     }
-    return vec2<f32>(m, workgroup_sum(lid, sq));
+    let t = workgroup_sum2(lid, ds);
+    return corrected(m, t.x, t.y, count);
 }
 
 @compute @workgroup_size(WG)
@@ -61,7 +66,7 @@ fn channel_stats_lane(ch: u32) -> vec2<f32> {
         dev += d;
         sq += d * d;
     }
-    return vec2<f32>(m + dev / f32(p.n), max(sq - dev * dev / f32(p.n), 0.0));
+    return corrected(m, dev, sq, p.n);
 }
 
 @compute @workgroup_size(64)

@@ -42,6 +42,7 @@ struct Params {
 override WG: u32 = 256u;
 const MAX_WG: u32 = 256u;
 var<workgroup> partial: array<f32, MAX_WG>;
+var<workgroup> partial2: array<vec2<f32>, MAX_WG>;
 
 // Sum of v over the workgroup; every lane gets the total.
 fn workgroup_sum(lid: u32, v: f32) -> f32 {
@@ -57,6 +58,29 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
     // The next call overwrites partial: every lane must have read the total first.
     workgroupBarrier();
     return total;
+}
+
+// workgroup_sum of a pair (one tree for both).
+fn workgroup_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    partial2[lid] = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            partial2[lid] += partial2[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let total = partial2[0];
+    workgroupBarrier();
+    return total;
+}
+
+// The corrected two-pass result from a first-pass mean m over count
+// values, the sum of their deviations from m (zero but for m's rounding)
+// and of their squares: (mean, sum of squared deviations from it).
+fn corrected(m: f32, dev: f32, sq: f32, count: u32) -> vec2<f32> {
+    let k = f32(count);
+    return vec2<f32>(m + dev / k, max(sq - dev * dev / k, 0.0));
 }
 
 // Writes channel ch's statistics from (mean, sum of squared deviations).

@@ -137,11 +137,7 @@ const FMA_PEAK: Kernel = kernel!("bench/peak.wgsl", "fma_peak", [ReadWrite]);
 /// 270,000 resident lanes; 32,768 would leave most of it idle and report a
 /// peak far too low).
 fn peak_groups(gpu: &Gpu) -> u32 {
-    if gpu.info.device_type == wgpu::DeviceType::Cpu {
-        512
-    } else {
-        16384
-    }
+    if gpu.is_cpu() { 512 } else { 16384 }
 }
 const PEAK_WG: u32 = 64;
 

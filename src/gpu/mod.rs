@@ -206,6 +206,13 @@ impl Gpu {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
+    /// Whether the adapter is a CPU (lavapipe, llvmpipe): a few cores that a
+    /// handful of workgroups fill, where storage accesses run lane by lane
+    /// and barriers switch lanes; kernel choices that depend on it ask here.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Whether kernels may use subgroup operations on subgroups of at least
     /// `lanes` invocations.
     pub fn has_subgroups(&self, lanes: u32) -> bool {

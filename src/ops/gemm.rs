@@ -45,7 +45,7 @@ impl GemmVariant {
 
     /// The default for an adapter: CPU adapters pay dearly for barriers.
     pub fn default_for(gpu: &Gpu) -> GemmVariant {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu {
+        if gpu.is_cpu() {
             GemmVariant::Vec4 { wg: 64, rm: 8 }
         } else {
             GemmVariant::Tiled

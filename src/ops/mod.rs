@@ -50,7 +50,7 @@ impl PerLane {
 /// fc1 weight gradient, n = 784: 40 lanes run 200 lanes in all where 32
 /// ran 224 and 64 ran 256.)
 pub(crate) fn column_lanes(gpu: &Gpu, n: usize, wg: u32) -> u32 {
-    let row = if gpu.info.device_type == wgpu::DeviceType::Cpu {
+    let row = if gpu.is_cpu() {
         8
     } else {
         gpu.info.subgroup_max_size.clamp(8, 32)

@@ -74,8 +74,9 @@ const REDUCE_LANES: Kernel = kernel!(
 );
 
 /// Channels from which one lane per channel beats one workgroup per
-/// channel, for channels of at most [`LANES_MAX_COUNT`] elements (a
-/// weight's rows: alpha of every binary layer, every step).
+/// channel on a CPU adapter, for channels of at most [`LANES_MAX_COUNT`]
+/// elements (a weight's rows: alpha of every binary layer, every step). A
+/// GPU keeps a workgroup per channel: its lanes then read a row together.
 pub const LANES_MIN_CHANNELS: usize = 128;
 pub const LANES_MAX_COUNT: usize = 4096;
 const LANES_WG: u32 = 64;
@@ -107,7 +108,7 @@ fn reduce_ncs(
     };
     let chunk = count.div_ceil(parts).max(1);
     let out = Tensor::empty(gpu, &[c * parts], DType::F32)?;
-    if c >= LANES_MIN_CHANNELS && count <= LANES_MAX_COUNT {
+    if gpu.is_cpu() && c >= LANES_MIN_CHANNELS && count <= LANES_MAX_COUNT {
         let params = ReduceParams {
             n: n as u32,
             c: c as u32,
