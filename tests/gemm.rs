@@ -429,9 +429,13 @@ fn bench_gemm_json_has_its_keys() {
     assert_eq!(v["xnor_bound"].as_array().unwrap().len(), 7, "{v}");
 }
 
+/// With and without a k scale, a transposed, and split in K (what GPUs run
+/// for a weight gradient's long K: each slice count, more slices than words
+/// included, written or added to what c holds).
 #[test]
-fn sign_gemm_matches_cpu_with_and_without_scale_and_transposed() {
-    use bitprop::ops::sign_gemm::{sign_gemm, sign_gemm_cpu};
+fn sign_gemm_matches_cpu_with_and_without_scale_transposed_and_split_in_k() {
+    use bitprop::ops::sign_gemm::{SignScale, sign_gemm, sign_gemm_cpu, sign_gemm_into};
+    use bitprop::ops::split_k::with_k_slices;
     let gpu = gpu();
     let mut rng = Rng::new(9);
     for &(m, n, k) in SIZES {
@@ -452,48 +456,30 @@ fn sign_gemm_matches_cpu_with_and_without_scale_and_transposed() {
             let what = format!("sign gemm {m}x{n}x{k} scale {scale}");
             assert_close(&what, &got.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
             let got = sign_gemm(&gpu, &att, [m, 1, m], &bits, kscale).unwrap();
-            let what = format!("{what} transposed a");
-            assert_close(&what, &got.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
-        }
-    }
-}
-
-/// The K-split sign GEMM (what GPUs run for a weight gradient's long K):
-/// each slice count, more slices than words included, with a k scale, and
-/// added to what c holds.
-#[test]
-fn sign_gemm_split_k_matches_cpu_and_accumulates() {
-    use bitprop::ops::sign_gemm::{SignScale, sign_gemm_cpu, sign_gemm_into};
-    use bitprop::ops::split_k::with_k_slices;
-    let gpu = gpu();
-    let mut rng = Rng::new(19);
-    for &(m, n, k) in SIZES {
-        let a = rng.vec(m * k);
-        let s = signs_with_zeros(&mut rng, n * k);
-        let ks: Vec<f32> = rng.vec(k).iter().map(|v| v.abs() + 0.1).collect();
-        let st = Tensor::from_f32(&gpu, &[n, k], &s).unwrap();
-        let bits = pack_signs(&gpu, &st, n, k, 1, BitLayout::RowMajor).unwrap();
-        let at = Tensor::from_f32(&gpu, &[m, k], &a).unwrap();
-        let kst = Tensor::from_f32(&gpu, &[k], &ks).unwrap();
-        let want = sign_gemm_cpu(&a, &s, Some(&ks), [m, n, k]);
-        let start = rng.vec(m * n);
-        let atol = 1e-5 * (k as f32).sqrt() * 4.0;
-        for slices in [2, 3, 7, 1000] {
-            for accumulate in [false, true] {
-                let c = Tensor::from_f32(&gpu, &[m, n], &start).unwrap();
-                let scale = Some(SignScale::K(&kst));
-                with_k_slices(slices, || {
-                    sign_gemm_into(&gpu, &at, [m, k, 1], &bits, scale, &c, accumulate)
-                })
-                .unwrap();
-                let want: Vec<f32> = if accumulate {
-                    want.iter().zip(&start).map(|(w, s)| w + s).collect()
-                } else {
-                    want.clone()
-                };
-                let what =
-                    format!("sign gemm {m}x{n}x{k} in {slices} k slices, accumulate {accumulate}");
-                assert_close(&what, &c.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+            assert_close(
+                &format!("{what} transposed a"),
+                &got.to_f32(&gpu).unwrap(),
+                &want,
+                atol,
+                1e-5,
+            );
+            let start = rng.vec(m * n);
+            for slices in [2, 3, 7, 1000] {
+                for accumulate in [false, true] {
+                    let c = Tensor::from_f32(&gpu, &[m, n], &start).unwrap();
+                    let scale = kscale.map(SignScale::K);
+                    with_k_slices(slices, || {
+                        sign_gemm_into(&gpu, &at, [m, k, 1], &bits, scale, &c, accumulate)
+                    })
+                    .unwrap();
+                    let want: Vec<f32> = if accumulate {
+                        want.iter().zip(&start).map(|(w, s)| w + s).collect()
+                    } else {
+                        want.clone()
+                    };
+                    let what = format!("{what} in {slices} k slices, accumulate {accumulate}");
+                    assert_close(&what, &c.to_f32(&gpu).unwrap(), &want, atol, 1e-5);
+                }
             }
         }
     }

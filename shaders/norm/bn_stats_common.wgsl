@@ -1,5 +1,5 @@
-// Prepended to bn_stats.wgsl and bn_stats4.wgsl: their Params, the
-// per-channel outputs, the workgroup tree and the finishing writes. The
+// Prepended to bn_stats.wgsl and bn_stats4.wgsl (after reduce/workgroup_sum.wgsl):
+// their Params, the per-channel outputs and the finishing writes. The
 // module's entry adds the binding of x (f32 or vec4).
 //
 // Batch-norm statistics per channel.
@@ -38,42 +38,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
 
-// A power of two, at most MAX_WG.
+// A power of two, at most MAX_WG (reduce/workgroup_sum.wgsl).
 override WG: u32 = 256u;
-const MAX_WG: u32 = 256u;
-var<workgroup> partial: array<f32, MAX_WG>;
-var<workgroup> partial2: array<vec2<f32>, MAX_WG>;
-
-// Sum of v over the workgroup; every lane gets the total.
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    // The next call overwrites partial: every lane must have read the total first.
-    workgroupBarrier();
-    return total;
-}
-
-// workgroup_sum of a pair (one tree for both).
-fn workgroup_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    partial2[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            partial2[lid] += partial2[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial2[0];
-    workgroupBarrier();
-    return total;
-}
 
 // The corrected two-pass result from a first-pass mean m over count
 // values, the sum of their deviations from m (zero but for m's rounding)

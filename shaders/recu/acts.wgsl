@@ -38,22 +38,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out1: array<f32>;
 
 override WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
-
-fn tree_sum(v: f32, lid: u32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k >>= 1u) {
-        if (lid < k) {
-            red[lid] += red[lid + k];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    // Every lane has read red[0] before the next call overwrites it.
-    workgroupBarrier();
-    return r;
-}
 
 fn z_at(base: u32, j: u32) -> f32 {
     var v = x[base + j];
@@ -81,14 +65,14 @@ fn std_sign_forward(
     for (var j = lid; j < l; j += WG) {
         acc += z_at(base, j);
     }
-    let mean = tree_sum(acc, lid) / f32(l);
+    let mean = workgroup_sum(lid, acc) / f32(l);
     acc = 0.0;
     for (var j = lid; j < l; j += WG) {
         let z = z_at(base, j);
         out0[base + j] = select(-1.0, 1.0, z >= 0.0);
         acc += (z - mean) * (z - mean);
     }
-    let sigma = sqrt(tree_sum(acc, lid) / f32(l) + p.eps);
+    let sigma = sqrt(workgroup_sum(lid, acc) / f32(l) + p.eps);
     if (lid == 0u) {
         out1[2u * row] = mean;
         out1[2u * row + 1u] = sigma;
@@ -116,7 +100,7 @@ fn std_sign_backward(
         let g0 = g[base + j] * max(0.0, 2.0 - 2.0 * abs(z / sigma));
         acc += g0 * z;
     }
-    let coef = tree_sum(acc, lid) / (f32(l) * sigma * sigma * sigma);
+    let coef = workgroup_sum(lid, acc) / (f32(l) * sigma * sigma * sigma);
     for (var j = lid; j < l; j += WG) {
         let z = z_at(base, j);
         let g0 = g[base + j] * max(0.0, 2.0 - 2.0 * abs(z / sigma));
@@ -141,7 +125,7 @@ fn scale_grad(
         let i = (nn * p.c + ch) * p.s + (j - nn * p.s);
         acc += x[i] * bias[i];
     }
-    let total = tree_sum(acc, lid);
+    let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
         out0[ch] = total;
     }

@@ -39,24 +39,7 @@ struct Params {
 
 override WG: u32 = 256u;
 const BINS: u32 = 64u;
-var<workgroup> red: array<f32, WG>;
 var<workgroup> hist: array<atomic<u32>, BINS>;
-
-// Sum of v over the workgroup's lanes, returned to every lane.
-fn tree_sum(v: f32, lid: u32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            red[lid] += red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    // Every lane has read red[0] before the next call overwrites it.
-    workgroupBarrier();
-    return r;
-}
 
 fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
@@ -80,20 +63,20 @@ fn standardize_rows(
     for (var j = lid; j < p.k; j += WG) {
         acc += a[base + j];
     }
-    let mean = tree_sum(acc, lid) / kf;
+    let mean = workgroup_sum(lid, acc) / kf;
     acc = 0.0;
     for (var j = lid; j < p.k; j += WG) {
         let d = a[base + j] - mean;
         acc += d * d;
     }
-    let inv = p.kk / sqrt(tree_sum(acc, lid) / kf + p.eps);
+    let inv = p.kk / sqrt(workgroup_sum(lid, acc) / kf + p.eps);
     acc = 0.0;
     for (var j = lid; j < p.k; j += WG) {
         let v = (a[base + j] - mean) * inv;
         out0[base + j] = v;
         acc += abs(v);
     }
-    let total = tree_sum(acc, lid);
+    let total = workgroup_sum(lid, acc);
     if (lid == 0u) {
         out1[2u * r] = mean;
         out1[2u * r + 1u] = inv;
@@ -109,7 +92,7 @@ fn threshold(@builtin(local_invocation_index) lid: u32) {
     for (var r = lid; r < p.rows; r += WG) {
         acc += a[2u * p.rows + r];
     }
-    let b_hat = tree_sum(acc, lid) / (f32(p.rows) * f32(p.k));
+    let b_hat = workgroup_sum(lid, acc) / (f32(p.rows) * f32(p.k));
     if (lid == 0u) {
         out0[0] = b_hat;
         out0[1] = -b_hat * log(2.0 - 2.0 * p.tau);
@@ -157,8 +140,9 @@ fn standardize_backward(
         s1 += g1;
         s2 += g1 * v / p.kk;
     }
-    let m1 = tree_sum(s1, lid) / kf;
-    let m2 = tree_sum(s2, lid) / kf;
+    let m = workgroup_sum2(lid, vec2<f32>(s1, s2)) / kf;
+    let m1 = m.x;
+    let m2 = m.y;
     let inv = b[2u * r + 1u];
     for (var j = lid; j < p.k; j += WG) {
         let v = a[base + j];
@@ -198,11 +182,10 @@ fn layer_stats(@builtin(local_invocation_index) lid: u32) {
         }
         atomicAdd(&hist[bin], 1u);
     }
-    let dead_total = tree_sum(dead, lid);
-    let err_total = tree_sum(err, lid);
+    let totals = workgroup_sum2(lid, vec2<f32>(dead, err));
     if (lid == 0u) {
-        out0[0] = dead_total;
-        out0[1] = err_total;
+        out0[0] = totals.x;
+        out0[1] = totals.y;
     }
     for (var i = lid; i < BINS; i += WG) {
         out0[2u + i] = f32(atomicLoad(&hist[i]));

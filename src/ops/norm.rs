@@ -57,33 +57,57 @@ struct BackwardParams {
 }
 
 const STATS_TRAIN: Kernel = kernel!(
-    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_stats_common.wgsl",
+        "norm/bn_stats.wgsl"
+    ],
     "bn_stats_train",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS: Kernel = kernel!(
-    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_stats_common.wgsl",
+        "norm/bn_stats.wgsl"
+    ],
     "bn_stats",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS_TRAIN_LANES: Kernel = kernel!(
-    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_stats_common.wgsl",
+        "norm/bn_stats.wgsl"
+    ],
     "bn_stats_train_lanes",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS_LANES: Kernel = kernel!(
-    ["norm/bn_stats_common.wgsl", "norm/bn_stats.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_stats_common.wgsl",
+        "norm/bn_stats.wgsl"
+    ],
     "bn_stats_lanes",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 /// [`STATS_TRAIN`] and [`STATS`] a vec4 per load, where S % 4 == 0.
 const STATS_TRAIN4: Kernel = kernel!(
-    ["norm/bn_stats_common.wgsl", "norm/bn_stats4.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_stats_common.wgsl",
+        "norm/bn_stats4.wgsl"
+    ],
     "bn_stats_train4",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
 const STATS4: Kernel = kernel!(
-    ["norm/bn_stats_common.wgsl", "norm/bn_stats4.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_stats_common.wgsl",
+        "norm/bn_stats4.wgsl"
+    ],
     "bn_stats4",
     [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
 );
@@ -99,14 +123,22 @@ const APPLY4: Kernel = kernel!(
     [Read, Read, Read, Read, Read, ReadWrite]
 );
 const BACKWARD_REDUCE: Kernel = kernel!(
-    ["norm/bn_backward_common.wgsl", "norm/bn_backward.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_backward_common.wgsl",
+        "norm/bn_backward.wgsl"
+    ],
     "bn_backward_reduce",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
     ]
 );
 const BACKWARD_REDUCE_LANES: Kernel = kernel!(
-    ["norm/bn_backward_common.wgsl", "norm/bn_backward.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_backward_common.wgsl",
+        "norm/bn_backward.wgsl"
+    ],
     "bn_backward_reduce_lanes",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
@@ -115,6 +147,7 @@ const BACKWARD_REDUCE_LANES: Kernel = kernel!(
 /// [`BACKWARD_REDUCE`] a vec4 per load, where S % 4 == 0.
 const BACKWARD_REDUCE4: Kernel = kernel!(
     [
+        "reduce/workgroup_sum.wgsl",
         "norm/bn_backward_common.wgsl",
         "norm/bn_backward_reduce4.wgsl"
     ],
@@ -124,7 +157,11 @@ const BACKWARD_REDUCE4: Kernel = kernel!(
     ]
 );
 const BACKWARD_DX: Kernel = kernel!(
-    ["norm/bn_backward_common.wgsl", "norm/bn_backward.wgsl"],
+    [
+        "reduce/workgroup_sum.wgsl",
+        "norm/bn_backward_common.wgsl",
+        "norm/bn_backward.wgsl"
+    ],
     "bn_backward_dx",
     [
         Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
@@ -133,6 +170,7 @@ const BACKWARD_DX: Kernel = kernel!(
 /// [`BACKWARD_DX`] four elements per lane, where [`four_per_lane`] allows.
 const BACKWARD_DX4: Kernel = kernel!(
     [
+        "reduce/workgroup_sum.wgsl",
         "norm/bn_backward_common.wgsl",
         "norm/channel4.wgsl",
         "norm/bn_backward_dx4.wgsl"

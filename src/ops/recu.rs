@@ -43,7 +43,11 @@ struct ActParams {
 // Every ReCU kernel binds three read-only inputs and two outputs.
 macro_rules! recu_kernel {
     ($file:literal, $entry:literal) => {
-        kernel!($file, $entry, [Read, Read, Read, ReadWrite, ReadWrite])
+        kernel!(
+            ["reduce/workgroup_sum.wgsl", $file],
+            $entry,
+            [Read, Read, Read, ReadWrite, ReadWrite]
+        )
     };
 }
 
