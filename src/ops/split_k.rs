@@ -24,10 +24,15 @@ thread_local! {
 /// `slices` slices, whatever the adapter and shape (clipped to the K steps):
 /// how tests run the GPU path on a CPU adapter.
 pub fn with_k_slices<R>(slices: usize, f: impl FnOnce() -> R) -> R {
-    let before = FORCED.with(|c| c.replace(Some(slices)));
-    let r = f();
-    FORCED.with(|c| c.set(before));
-    r
+    // Restores the setting before, also when `f` panics.
+    struct Restore(Option<usize>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|c| c.replace(Some(slices))));
+    f()
 }
 
 const SLICES_SUM: Kernel = kernel!("gemm/slices_sum.wgsl", "slices_sum", [Read, ReadWrite]);
