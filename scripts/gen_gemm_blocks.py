@@ -16,7 +16,7 @@ RMS = [4, 8, 16]
 SG = 8  # subgroup lanes that share the loads of a in the *_s kernels
 
 
-def prologue(name, rm, comment, subgroups, split_end=None):
+def prologue(name, rm, comment, subgroups, split_end=None, cols=4):
     """Comment, signature, early exit and the block's first row and column.
     With `split_end` (the K loop's end, e.g. "p.kw"), a K split: the grid
     is p.slices copies of the p.groups tiles, copy s runs the K loop over
@@ -48,7 +48,7 @@ def prologue(name, rm, comment, subgroups, split_end=None):
         L.append("    let k_lo = slice_index * p.slice_len;")
         L.append(f"    let k_hi = min({split_end}, k_lo + p.slice_len);")
     L.append(f"    let m0 = (g / p.groups_x) * {rm}u;")
-    L.append("    let n0 = (g % p.groups_x) * WG * 4u + lid;")
+    L.append(f"    let n0 = (g % p.groups_x) * WG * {cols}u + lid;")
     return L
 
 
@@ -139,24 +139,26 @@ def nt4_entry(rm=8, src="a", subgroups=False):
     return "\n".join(L)
 
 
-def sign_block(name, rm, subgroups, rows, split=False):
+def sign_block(name, rm, subgroups, rows, split=False, cols=4):
     """The f32 x packed-signs register block: one word of bits per column
     serves 32 k steps (8 vec4s of a); with subgroups lane l loads a's vec4 l
-    of the word. `split`: a K split over words (see prologue).
+    of the word. `split`: a K split over words (see prologue). `cols`: the
+    columns a lane holds (4, or 2 where few columns would leave lanes idle;
+    the accumulators are then vec2s, and store(i) gets them as such).
     `rows` says where row i's operand comes from:
     setup (per row, before the loop), word (lines at the top of each word),
     scale(lane) (the vec4 scaling a's vec4 `lane` of the word), a(i, lane)
     (row i's vec4 `lane` of the word) and store(i)."""
-    comment = [f"{rm} rows x 4 columns, one word of signs per column per 32 k steps."]
+    comment = [f"{rm} rows x {cols} columns, one word of signs per column per 32 k steps."]
     if subgroups:
         comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
-    L = prologue(name, rm, comment, subgroups, split_end="p.kw" if split else None)
-    for j in range(4):
+    L = prologue(name, rm, comment, subgroups, split_end="p.kw" if split else None, cols=cols)
+    for j in range(cols):
         L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
     for i in range(rm):
         L.append(f"    {rows['setup'](i)}")
     for i in range(rm):
-        L.append(f"    var c{i} = vec4<f32>(0.0);")
+        L.append(f"    var c{i} = vec{cols}<f32>(0.0);")
     if subgroups:
         L.append(f"    let lane = min(sid, {SG - 1}u);")
     if split:
@@ -164,14 +166,14 @@ def sign_block(name, rm, subgroups, rows, split=False):
     else:
         L.append("    for (var w = 0u; w < p.kw; w++) {")
     L.extend(f"        {line}" for line in rows["word"](rm))
-    for j in range(4):
+    for j in range(cols):
         L.append(f"        let w{j} = bits[bn{j} + w];")
     if subgroups:
         L.append(f"        let ks = {rows['scale']('lane')};")
         for i in range(rm):
             L.append(f"        let v{i} = {rows['a'](i, 'lane')} * ks;")
     for t in range(8):
-        for j in range(4):
+        for j in range(cols):
             L.append(f"        let s{j}_{t} = signs4(w{j}, {t}u);")
         if not subgroups:
             L.append(f"        let ks{t} = {rows['scale'](f'{t}u')};")
@@ -180,8 +182,8 @@ def sign_block(name, rm, subgroups, rows, split=False):
                 L.append(f"        let a{i}_{t} = subgroupBroadcast(v{i}, {t}u);")
             else:
                 L.append(f"        let a{i}_{t} = {rows['a'](i, f'{t}u')} * ks{t};")
-            dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(4))
-            L.append(f"        c{i} += vec4<f32>({dots});")
+            dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(cols))
+            L.append(f"        c{i} += vec{cols}<f32>({dots});")
     L.append("    }")
     for i in range(rm):
         L.append(f"    {rows['store'](i)}")
@@ -201,7 +203,7 @@ def sign_entry(rm=8, subgroups=False):
     return sign_block("sign_gemm_s" if subgroups else "sign_gemm", rm, subgroups, rows, split=True)
 
 
-def sign_conv_entry(rm=8, subgroups=False):
+def sign_conv_entry(rm=8, subgroups=False, cols=4):
     """The implicit-GEMM binary conv data gradient
     (shaders/conv/sign_conv_data.wgsl): row i's operand for word w comes
     from source row src{i}, the pixel shifted by the word's tap."""
@@ -217,10 +219,12 @@ def sign_conv_entry(rm=8, subgroups=False):
         + [f"let src{i} = source(r{i}, dy, dxx);" for i in range(rm)],
         "scale": lambda lane: f"alpha[o0 / 4u + {lane}]",
         "a": lambda i, lane: f"operand(src{i}, o0, {lane})",
-        "store": lambda i: f"store4(r{i}, m0 + {i}u, n0, c{i});",
+        "store": (lambda i: f"store4(r{i}, m0 + {i}u, n0, c{i});")
+        if cols == 4
+        else (lambda i: f"store2(r{i}, m0 + {i}u, n0, c{i});"),
     }
-    name = "sign_conv_data_s" if subgroups else "sign_conv_data"
-    return sign_block(name, rm, subgroups, rows)
+    name = ("sign_conv_data_s" if subgroups else "sign_conv_data") + ("2" if cols == 2 else "")
+    return sign_block(name, rm, subgroups, rows, cols=cols)
 
 
 def appended(base, what):
@@ -250,10 +254,11 @@ splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8), nt4_entry(8, src="ua")])
 )
 splice(ROOT / "sign_gemm.wgsl", [sign_entry(8)])
 CONV = ROOT.parent / "conv"
-splice(CONV / "sign_conv_data.wgsl", [sign_conv_entry(8)])
+splice(CONV / "sign_conv_data.wgsl", [sign_conv_entry(8), sign_conv_entry(8, cols=2)])
 (CONV / "sign_conv_data_s.wgsl").write_text(
     appended("sign_conv_data.wgsl", "its Params, bindings and helpers")
-    + sign_conv_entry(8, subgroups=True) + "\n"
+    + sign_conv_entry(8, subgroups=True) + "\n\n"
+    + sign_conv_entry(8, subgroups=True, cols=2) + "\n"
 )
 (ROOT / "sign_gemm_s.wgsl").write_text(
     appended("sign_gemm.wgsl", "its Params, bindings, kscale4, signs4 and store4")

@@ -548,7 +548,9 @@ fn binary_conv_data_gradient_as_implicit_gemm_matches_cpu_in_one_and_several_chu
     let gpu = gpu();
     let mut rng = Rng::new(33);
     // Stride 1, same-size output, O in 32s: C odd and in fours (columns past
-    // C clamp), 1x1, 5x5 pad 2, several row blocks straddling images.
+    // C clamp), 1x1, 5x5 pad 2, several row blocks straddling images. On a
+    // CPU adapter C = 64 runs four columns a lane and the others two (on a
+    // GPU with 32-lane subgroups C = 64 runs two too).
     let shapes = [
         geom(2, 5, 6, 7, 32, 3, 1, 1),
         geom(3, 64, 5, 4, 64, 3, 1, 1),

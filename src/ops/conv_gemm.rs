@@ -115,6 +115,17 @@ const SIGN_CONV_DATA_S: Kernel = kernel!(
     "sign_conv_data_s",
     [Read, Read, Read, ReadWrite]
 );
+/// [`SIGN_CONV_DATA`] and [`SIGN_CONV_DATA_S`] with two columns a lane.
+const SIGN_CONV_DATA2: Kernel = kernel!(
+    "conv/sign_conv_data.wgsl",
+    "sign_conv_data2",
+    [Read, Read, Read, ReadWrite]
+);
+const SIGN_CONV_DATA_S2: Kernel = kernel!(
+    ["conv/sign_conv_data.wgsl", "conv/sign_conv_data_s.wgsl"],
+    "sign_conv_data_s2",
+    [Read, Read, Read, ReadWrite]
+);
 const SIGN_CONV_DATA_PACK: Kernel = kernel!(
     "conv/sign_conv_data_pack.wgsl",
     "pack_tap_major_signs",
@@ -544,19 +555,27 @@ fn backward_data_signs_implicit(
         groups_for(gpu, g.c * kw, 64),
     );
     let plane = g.h * g.w;
-    // Four columns (input channels) a lane: no wider than C needs.
-    let wg = (g.c.div_ceil(4).next_power_of_two()).clamp(8, 64);
-    let kernel = if gpu.has_subgroups(8) {
-        &SIGN_CONV_DATA_S
+    // Four columns (input channels) a lane, or two where C / 4 lanes would
+    // not fill a SIMD row (bcnn's conv2 on a GPU: 16 of a 32-lane
+    // subgroup); the workgroup no wider than C needs.
+    let cols = if g.c.div_ceil(4) < super::simd_row(gpu) as usize {
+        2
     } else {
-        &SIGN_CONV_DATA
+        4
+    };
+    let wg = (g.c.div_ceil(cols).next_power_of_two()).clamp(8, 64);
+    let kernel = match (gpu.has_subgroups(8), cols) {
+        (true, 2) => &SIGN_CONV_DATA_S2,
+        (true, _) => &SIGN_CONV_DATA_S,
+        (false, 2) => &SIGN_CONV_DATA2,
+        (false, _) => &SIGN_CONV_DATA,
     };
     let dx = Tensor::empty(gpu, &g.input_shape(), DType::F32)?;
     for (n0, images) in chunks(gpu, &g) {
         let p = params(&g, n0, images);
         let pixels = images * plane;
         let g_pixels = pixel_rows(gpu, grad, &p, &g, pixels)?;
-        let groups_x = g.c.div_ceil(4 * wg);
+        let groups_x = g.c.div_ceil(cols * wg);
         let groups = groups_x * pixels.div_ceil(8);
         let params = SignConvDataParams {
             m: pixels as u32,

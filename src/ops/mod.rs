@@ -50,12 +50,17 @@ impl PerLane {
 /// fc1 weight gradient, n = 784: 40 lanes run 200 lanes in all where 32
 /// ran 224 and 64 ran 256.)
 pub(crate) fn column_lanes(gpu: &Gpu, n: usize, wg: u32) -> u32 {
-    let row = if gpu.is_cpu() {
+    fit_column_lanes(n, wg, simd_row(gpu))
+}
+
+/// Lanes that execute together: 8 on a CPU adapter (lavapipe's AVX2 rows),
+/// the subgroup elsewhere (at most 32).
+pub(crate) fn simd_row(gpu: &Gpu) -> u32 {
+    if gpu.is_cpu() {
         8
     } else {
         gpu.info.subgroup_max_size.clamp(8, 32)
-    };
-    fit_column_lanes(n, wg, row)
+    }
 }
 
 /// [`column_lanes`] for SIMD rows of `row` lanes.
