@@ -881,37 +881,28 @@ fn nt4_launch(
         };
         let (mut params, groups) = base(m);
         // A K split (GPUs, long K with few tiles) writes plain row-major
-        // partial sums, so only a plain product takes one.
+        // partial sums, so only a plain product takes one; 128 vec4 steps =
+        // 512 k steps at least per slice.
         let plain = epilogue.scale.is_none()
             && epilogue.bias.is_none()
             && layout.plane == n
             && layout.offset == 0;
-        // 128 vec4 steps = 512 k steps at least per slice.
-        let wanted = if plain {
-            super::split_k::k_slices(gpu, groups as usize, k4, 128)
-        } else {
-            1
-        };
-        let (slices, slice_len) = super::split_k::slice_plan(wanted, k4);
-        if slices == 1 {
-            let bindings = [a_rows.binding(), b.binding(), scale, bias, c.binding()];
-            gpu.launch(
-                kernel,
-                &[("WG", wg as f64)],
-                &params,
-                &bindings,
-                gpu.grid(groups),
-            );
-            return Ok(());
+        let split = super::split_k::Split::plan(gpu, plain, groups, k4, 128, [m, n])?;
+        if split.is_split() {
+            params.accumulate = 0;
+            params.slices = split.slices as u32;
+            params.slice_len = split.len as u32;
         }
-        let part = Tensor::empty(gpu, &[slices * m, n], DType::F32)?;
-        params.accumulate = 0;
-        params.slices = slices as u32;
-        params.slice_len = slice_len as u32;
-        let bindings = [a_rows.binding(), b.binding(), scale, bias, part.binding()];
-        let grid = gpu.grid(groups * slices as u64);
+        let bindings = [
+            a_rows.binding(),
+            b.binding(),
+            scale,
+            bias,
+            split.target(c).binding(),
+        ];
+        let grid = gpu.grid(split.groups());
         gpu.launch(kernel, &[("WG", wg as f64)], &params, &bindings, grid);
-        return super::split_k::sum_slices(gpu, &part, c, m * n, slices, epilogue.accumulate);
+        return split.finish(gpu, c, epilogue.accumulate);
     };
     let chunks = k4.div_ceil(kc4);
     let m_pad = m.next_multiple_of(rows);

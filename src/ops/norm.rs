@@ -56,61 +56,45 @@ struct BackwardParams {
     _pad: u32,
 }
 
-const STATS_TRAIN: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_stats_common.wgsl",
-        "norm/bn_stats.wgsl"
-    ],
-    "bn_stats_train",
-    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
-const STATS: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_stats_common.wgsl",
-        "norm/bn_stats.wgsl"
-    ],
-    "bn_stats",
-    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
-const STATS_TRAIN_LANES: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_stats_common.wgsl",
-        "norm/bn_stats.wgsl"
-    ],
-    "bn_stats_train_lanes",
-    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
-const STATS_LANES: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_stats_common.wgsl",
-        "norm/bn_stats.wgsl"
-    ],
-    "bn_stats_lanes",
-    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
+// Batch norm's statistics kernels: the workgroup tree, their Params and
+// outputs, then the module (x bound as f32 or vec4).
+macro_rules! stats_kernel {
+    ($file:literal, $entry:literal) => {
+        kernel!(
+            [
+                "reduce/workgroup_sum.wgsl",
+                "norm/bn_stats_common.wgsl",
+                $file
+            ],
+            $entry,
+            [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+        )
+    };
+}
+
+// Batch norm's backward kernels: the workgroup tree (the reductions'), their
+// Params, then the module's files; five inputs, then what each writes.
+macro_rules! backward_kernel {
+    ([$($file:literal),+], $entry:literal, [$($out:ident),+]) => {
+        kernel!(
+            [
+                "reduce/workgroup_sum.wgsl",
+                "norm/bn_backward_common.wgsl",
+                $($file),+
+            ],
+            $entry,
+            [Read, Read, Read, Read, Read, $($out),+]
+        )
+    };
+}
+
+const STATS_TRAIN: Kernel = stats_kernel!("norm/bn_stats.wgsl", "bn_stats_train");
+const STATS: Kernel = stats_kernel!("norm/bn_stats.wgsl", "bn_stats");
+const STATS_TRAIN_LANES: Kernel = stats_kernel!("norm/bn_stats.wgsl", "bn_stats_train_lanes");
+const STATS_LANES: Kernel = stats_kernel!("norm/bn_stats.wgsl", "bn_stats_lanes");
 /// [`STATS_TRAIN`] and [`STATS`] a vec4 per load, where S % 4 == 0.
-const STATS_TRAIN4: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_stats_common.wgsl",
-        "norm/bn_stats4.wgsl"
-    ],
-    "bn_stats_train4",
-    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
-const STATS4: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_stats_common.wgsl",
-        "norm/bn_stats4.wgsl"
-    ],
-    "bn_stats4",
-    [Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-);
+const STATS_TRAIN4: Kernel = stats_kernel!("norm/bn_stats4.wgsl", "bn_stats_train4");
+const STATS4: Kernel = stats_kernel!("norm/bn_stats4.wgsl", "bn_stats4");
 const APPLY: Kernel = kernel!(
     "norm/bn_apply.wgsl",
     "bn_apply",
@@ -122,61 +106,32 @@ const APPLY4: Kernel = kernel!(
     "bn_apply4",
     [Read, Read, Read, Read, Read, ReadWrite]
 );
-const BACKWARD_REDUCE: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_backward_common.wgsl",
-        "norm/bn_backward.wgsl"
-    ],
+const BACKWARD_REDUCE: Kernel = backward_kernel!(
+    ["norm/bn_backward.wgsl"],
     "bn_backward_reduce",
-    [
-        Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
-    ]
+    [ReadWrite, ReadWrite, ReadWrite]
 );
-const BACKWARD_REDUCE_LANES: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_backward_common.wgsl",
-        "norm/bn_backward.wgsl"
-    ],
+const BACKWARD_REDUCE_LANES: Kernel = backward_kernel!(
+    ["norm/bn_backward.wgsl"],
     "bn_backward_reduce_lanes",
-    [
-        Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
-    ]
+    [ReadWrite, ReadWrite, ReadWrite]
 );
 /// [`BACKWARD_REDUCE`] a vec4 per load, where S % 4 == 0.
-const BACKWARD_REDUCE4: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_backward_common.wgsl",
-        "norm/bn_backward_reduce4.wgsl"
-    ],
+const BACKWARD_REDUCE4: Kernel = backward_kernel!(
+    ["norm/bn_backward_reduce4.wgsl"],
     "bn_backward_reduce4",
-    [
-        Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
-    ]
+    [ReadWrite, ReadWrite, ReadWrite]
 );
-const BACKWARD_DX: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_backward_common.wgsl",
-        "norm/bn_backward.wgsl"
-    ],
+const BACKWARD_DX: Kernel = backward_kernel!(
+    ["norm/bn_backward.wgsl"],
     "bn_backward_dx",
-    [
-        Read, Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite
-    ]
+    [ReadWrite, ReadWrite, ReadWrite]
 );
 /// [`BACKWARD_DX`] four elements per lane, where [`four_per_lane`] allows.
-const BACKWARD_DX4: Kernel = kernel!(
-    [
-        "reduce/workgroup_sum.wgsl",
-        "norm/bn_backward_common.wgsl",
-        "norm/channel4.wgsl",
-        "norm/bn_backward_dx4.wgsl"
-    ],
+const BACKWARD_DX4: Kernel = backward_kernel!(
+    ["norm/channel4.wgsl", "norm/bn_backward_dx4.wgsl"],
     "bn_backward_dx4",
-    [Read, Read, Read, Read, Read, Read, Read, ReadWrite]
+    [Read, Read, ReadWrite]
 );
 
 /// Whether the elementwise passes over `[N, C, S]` run four elements per

@@ -9,7 +9,7 @@ use crate::tensor::{DType, Tensor};
 
 use super::gemm::relayout;
 use super::pack::{BitLayout, PackedBits};
-use super::split_k;
+use super::split_k::Split;
 use super::unused;
 
 #[repr(C)]
@@ -85,7 +85,7 @@ pub enum SignScale<'a> {
 
 /// [`sign_gemm`] (scaled as `scale` says) into `c` `[m, n]`, added to what
 /// `c` holds when `accumulate`. On a GPU a long K with few tiles runs split
-/// ([`split_k`]).
+/// ([`super::split_k`]).
 pub fn sign_gemm_into(
     gpu: &Gpu,
     x: &Tensor,
@@ -161,19 +161,10 @@ fn launch(
     let gx = n.div_ceil(4 * wg as usize) as u32;
     let groups = gx as u64 * m.div_ceil(8) as u64;
     // A K split writes plain partial sums; the column scale and the
-    // tap-major order stay on the unsplit path.
-    let wanted = if nscale.is_some() || col_taps != 0 {
-        1
-    } else {
-        // 16 words = 512 k steps at least per slice.
-        split_k::k_slices(gpu, groups as usize, kw, 16)
-    };
-    let (slices, slice_len) = split_k::slice_plan(wanted, kw);
-    let part = if slices > 1 {
-        Some(Tensor::empty(gpu, &[slices * m, n], DType::F32)?)
-    } else {
-        None
-    };
+    // tap-major order stay on the unsplit path. 16 words = 512 k steps at
+    // least per slice.
+    let plain = nscale.is_none() && col_taps == 0;
+    let split = Split::plan(gpu, plain, groups, kw, 16, [m, n])?;
     let params = Params {
         m: m as u32,
         n: n as u32,
@@ -183,12 +174,12 @@ fn launch(
         has_kscale: kscale.is_some() as u32,
         groups_x: gx,
         groups: groups as u32,
-        accumulate: (accumulate && part.is_none()) as u32,
+        accumulate: (accumulate && !split.is_split()) as u32,
         has_nscale: nscale.is_some() as u32,
         col_taps,
         col_channels: (n as u32).checked_div(col_taps).unwrap_or(0),
-        slices: slices as u32,
-        slice_len: slice_len as u32,
+        slices: split.slices as u32,
+        slice_len: split.len as u32,
         _pad: [0; 2],
     };
     let kernel = if gpu.has_subgroups(8) {
@@ -204,14 +195,11 @@ fn launch(
             a.binding(),
             bits.words.binding(),
             kscale.or(nscale).map_or(unused(&a), |t| t.binding()),
-            part.as_ref().unwrap_or(c).binding(),
+            split.target(c).binding(),
         ],
-        gpu.grid(groups * slices as u64),
+        gpu.grid(split.groups()),
     );
-    if let Some(part) = &part {
-        split_k::sum_slices(gpu, part, c, m * n, slices, accumulate)?;
-    }
-    Ok(())
+    split.finish(gpu, c, accumulate)
 }
 
 /// CPU reference of [`sign_gemm`]: `a` row-major `[m, k]`, `s` the sign

@@ -60,15 +60,82 @@ pub fn k_slices(gpu: &Gpu, groups: usize, steps: usize, min_steps: usize) -> usi
         .max(1)
 }
 
-/// `(slices, slice_len)` for `wanted` slices of `steps`, with no empty
-/// slice: every slice but the last holds `slice_len` steps.
-pub fn slice_plan(wanted: usize, steps: usize) -> (usize, usize) {
-    let slice_len = steps.div_ceil(wanted.clamp(1, steps.max(1))).max(1);
-    (steps.div_ceil(slice_len).max(1), slice_len)
+/// A GEMM's K split, planned: `slices` copies of its `groups` tiles, each
+/// summing `len` K steps (the last one fewer) into `part` (`[slices * m, n]`)
+/// when there is more than one slice. The caller launches the GEMM over
+/// [`Split::groups`] into [`Split::target`] with its epilogue off when split,
+/// then calls [`Split::finish`].
+pub struct Split {
+    pub slices: usize,
+    pub len: usize,
+    groups: u64,
+    part: Option<Tensor>,
+    m_n: usize,
+}
+
+impl Split {
+    /// The split of an `[m, n]` GEMM of `groups` tiles over `steps` K steps
+    /// (at least `min_steps` a slice); `allowed` false (an epilogue or a
+    /// layout the partial sums cannot carry) keeps one slice.
+    pub fn plan(
+        gpu: &Gpu,
+        allowed: bool,
+        groups: u64,
+        steps: usize,
+        min_steps: usize,
+        [m, n]: [usize; 2],
+    ) -> Result<Split, GpuError> {
+        let wanted = if allowed {
+            k_slices(gpu, groups as usize, steps, min_steps)
+        } else {
+            1
+        };
+        let len = steps.div_ceil(wanted.clamp(1, steps.max(1))).max(1);
+        let slices = steps.div_ceil(len).max(1);
+        let part = if slices > 1 {
+            Some(Tensor::empty(
+                gpu,
+                &[slices * m, n],
+                crate::tensor::DType::F32,
+            )?)
+        } else {
+            None
+        };
+        Ok(Split {
+            slices,
+            len,
+            groups,
+            part,
+            m_n: m * n,
+        })
+    }
+
+    pub fn is_split(&self) -> bool {
+        self.part.is_some()
+    }
+
+    /// Workgroups of the GEMM's launch: its tiles once per slice.
+    pub fn groups(&self) -> u64 {
+        self.groups * self.slices as u64
+    }
+
+    /// What the GEMM writes: the partial sums when split, else `c`.
+    pub fn target<'a>(&'a self, c: &'a Tensor) -> &'a Tensor {
+        self.part.as_ref().unwrap_or(c)
+    }
+
+    /// Adds the slices into `c` (onto what it holds when `accumulate`);
+    /// nothing when unsplit.
+    pub fn finish(&self, gpu: &Gpu, c: &Tensor, accumulate: bool) -> Result<(), GpuError> {
+        match &self.part {
+            Some(part) => sum_slices(gpu, part, c, self.m_n, self.slices, accumulate),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `c[i] = sum_s part[s * len + i]` (+ `c[i]` when `accumulate`), `i < len`.
-pub fn sum_slices(
+fn sum_slices(
     gpu: &Gpu,
     part: &Tensor,
     c: &Tensor,
