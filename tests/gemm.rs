@@ -319,8 +319,44 @@ fn f32_gemm_matches_cpu_for_every_transpose_and_variant() {
     }
 }
 
-/// `bitprop bench gemm --json` prints one object with the keys other tools
-/// read, on an odd small shape, with its bound analysis.
+/// The strided copy that lays GEMM operands out K-contiguous: row copies
+/// and transposes, padded to a multiple of 4 (four outputs a lane) or not
+/// (one a lane), against the same indexing on the CPU. Values are copied,
+/// so the match is exact.
+#[test]
+fn relayout_matches_cpu_for_copies_and_transposes() {
+    use bitprop::ops::gemm::relayout;
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    for &(rows, cols) in &[(1, 1), (1, 7), (3, 5), (7, 33), (65, 130), (130, 9)] {
+        let x = rng.vec(rows * cols);
+        let xt = Tensor::from_f32(&gpu, &[rows * cols], &x).unwrap();
+        // (s_r, s_k): row-major [rows, cols], and its transpose stored [cols, rows].
+        for (s_r, s_k) in [(cols, 1), (1, rows)] {
+            for kp in [
+                cols,
+                cols.next_multiple_of(4),
+                cols.next_multiple_of(32) + 32,
+            ] {
+                let got = relayout(&gpu, &xt, rows, cols, kp, s_r, s_k)
+                    .unwrap()
+                    .to_f32(&gpu)
+                    .unwrap();
+                let want: Vec<f32> = (0..rows * kp)
+                    .map(|i| {
+                        let (r, k) = (i / kp, i % kp);
+                        if k < cols { x[r * s_r + k * s_k] } else { 0.0 }
+                    })
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "relayout {rows}x{cols} strides ({s_r}, {s_k}) to width {kp}"
+                );
+            }
+        }
+    }
+}
+
 /// The K-split f32 GEMM (what GPUs run for a weight gradient's long K):
 /// every nt4 variant, transposes, more slices than K steps, and accumulate;
 /// a scaled product takes the unsplit path under the same request.
@@ -389,6 +425,8 @@ fn f32_gemm_split_k_matches_cpu_and_accumulates() {
     }
 }
 
+/// `bitprop bench gemm --json` prints one object with the keys other tools
+/// read, on an odd small shape, with its bound analysis.
 #[test]
 fn bench_gemm_json_has_its_keys() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitprop"))
