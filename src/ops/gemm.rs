@@ -640,8 +640,16 @@ const F32_NT4U: Kernel = kernel!(
     "f32_gemm_nt4u",
     [Read, Read, Read, Read, ReadWrite, Uniform]
 );
-const RELAYOUT: Kernel = kernel!("gemm/relayout.wgsl", "relayout", [Read, ReadWrite]);
-const RELAYOUT4: Kernel = kernel!("gemm/relayout.wgsl", "relayout4", [Read, ReadWrite]);
+const RELAYOUT: Kernel = kernel!(
+    ["gemm/relayout_common.wgsl", "gemm/relayout.wgsl"],
+    "relayout",
+    [Read, ReadWrite]
+);
+const RELAYOUT4: Kernel = kernel!(
+    ["gemm/relayout_common.wgsl", "gemm/relayout4.wgsl"],
+    "relayout4",
+    [Read, ReadWrite]
+);
 
 /// `x` viewed through strides `(s_r, s_k)` as `[rows, cols]`, copied to a
 /// row-major `[rows, kp]` with zero columns past `cols`.
