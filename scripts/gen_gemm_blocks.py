@@ -16,14 +16,15 @@ RMS = [4, 8, 16]
 SG = 8  # subgroup lanes that share the loads of a in the *_s kernels
 
 
-def prologue(name, rm, comment, subgroups, split_end=None, cols=4):
+def prologue(name, rm, comment, subgroups, split_end=None, cols=4, side_by_side=False):
     """Comment, signature, early exit and the block's first row and column.
     With `split_end` (the K loop's end, e.g. "p.kw"), a K split: the grid
     is p.slices copies of the p.groups tiles, copy s runs the K loop over
     [k_lo, k_hi) = [s * p.slice_len, (s + 1) * p.slice_len) clipped to the
     end, and sets the header's private `slice_index`, from which store4 puts
     its partial sums in slice s's part of c (for GPUs, where a long-K shape
-    has too few tiles to fill the device)."""
+    has too few tiles to fill the device). `side_by_side`: a lane's columns
+    are n0 .. n0 + cols - 1 rather than WG apart."""
     L = [f"// {line}" for line in comment]
     L.append("@compute @workgroup_size(WG)")
     L.append(f"fn {name}(")
@@ -48,7 +49,8 @@ def prologue(name, rm, comment, subgroups, split_end=None, cols=4):
         L.append("    let k_lo = slice_index * p.slice_len;")
         L.append(f"    let k_hi = min({split_end}, k_lo + p.slice_len);")
     L.append(f"    let m0 = (g / p.groups_x) * {rm}u;")
-    L.append(f"    let n0 = (g % p.groups_x) * WG * {cols}u + lid;")
+    lane = f"{cols}u * lid" if side_by_side else "lid"
+    L.append(f"    let n0 = (g % p.groups_x) * WG * {cols}u + {lane};")
     return L
 
 
@@ -104,19 +106,24 @@ def xnor_entry(rm, subgroups=False):
     return "\n".join(L)
 
 
-def nt4_entry(rm=8, src="a", subgroups=False):
+def nt4_entry(rm=8, src="a", subgroups=False, side_by_side=False):
     """`src` "ua": a's rows from the 64 KiB uniform window; `subgroups`: a's
-    vec4s loaded SG per subgroup and broadcast."""
+    vec4s loaded SG per subgroup and broadcast; `side_by_side`: a lane's
+    four columns together, stored as one vec4 (f32_gemm_nt4c.wgsl)."""
     name = {"ua": "f32_gemm_nt4u"}.get(src, "f32_gemm_nt4s" if subgroups else "f32_gemm_nt4")
+    name += "c" if side_by_side else ""
     comment = [f"{rm} rows x 4 columns, four k steps per vec4 load."]
     if src == "ua":
         comment.append("a's rows from the uniform window.")
     if subgroups:
         comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
+    if side_by_side:
+        comment.append("A lane's four columns side by side, one vec4 store a row.")
     split = "p.kc4" if src == "a" else None
-    L = prologue(name, rm, comment, subgroups, split_end=split)
+    L = prologue(name, rm, comment, subgroups, split_end=split, side_by_side=side_by_side)
+    step = "" if side_by_side else " * WG"
     for j in range(4):
-        L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.k4 + p.k0;")
+        L.append(f"    let bn{j} = min(n0 + {j}u{step}, p.n - 1u) * p.k4 + p.k0;")
     for i in range(rm):
         L.append(f"    let am{i} = min(m0 + {i}u, p.m - 1u) * p.a_k4;")
     for i in range(rm):
@@ -133,8 +140,9 @@ def nt4_entry(rm=8, src="a", subgroups=False):
 
     end, start = ("k_hi", "k_lo") if split else ("p.kc4", "0u")
     blocked_loops(L, rm, end, "kk", lambda i, idx: f"{src}[am{i} + {idx}]", body, subgroups, start)
+    store = "store4c" if side_by_side else "store4"
     for i in range(rm):
-        L.append(f"    store4(m0 + {i}u, n0, c{i});")
+        L.append(f"    {store}(m0 + {i}u, n0, c{i});")
     L.append("}")
     return "\n".join(L)
 
@@ -245,8 +253,13 @@ def splice(path, entries):
 splice(ROOT / "xnor_gemm.wgsl", [xnor_entry(rm) for rm in RMS])
 splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8), nt4_entry(8, src="ua")])
 (ROOT / "f32_gemm_nt4s.wgsl").write_text(
-    appended("f32_gemm_nt4.wgsl", "its Params, bindings and store4")
+    appended("f32_gemm_nt4_common.wgsl and f32_gemm_nt4.wgsl", "Params, bindings and store4")
     + nt4_entry(8, subgroups=True) + "\n"
+)
+splice(ROOT / "f32_gemm_nt4c.wgsl", [nt4_entry(8, side_by_side=True)])
+(ROOT / "f32_gemm_nt4sc.wgsl").write_text(
+    appended("f32_gemm_nt4_common.wgsl and f32_gemm_nt4c.wgsl", "Params, bindings and store4c")
+    + nt4_entry(8, subgroups=True, side_by_side=True) + "\n"
 )
 (ROOT / "xnor_gemm_s.wgsl").write_text(
     appended("xnor_gemm.wgsl", "its Params, bindings, term4 and store4")

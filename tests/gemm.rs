@@ -22,6 +22,9 @@ const SIZES: &[(usize, usize, usize)] = &[
     (130, 67, 100),
     (1, 300, 250),
     (200, 3, 1),
+    // n a multiple of 4: the f32 GEMM's side-by-side columns on CPU adapters.
+    (9, 36, 33),
+    (66, 260, 70),
     // K past 2048: the uniform-window f32 GEMM sums K in chunks.
     (37, 70, 2500),
 ];
