@@ -147,7 +147,7 @@ def nt4_entry(rm=8, src="a", subgroups=False, side_by_side=False):
     return "\n".join(L)
 
 
-def sign_block(name, rm, subgroups, rows, split=False, cols=4):
+def sign_block(name, rm, subgroups, rows, split=False, cols=4, side_by_side=False):
     """The f32 x packed-signs register block: one word of bits per column
     serves 32 k steps (8 vec4s of a); with subgroups lane l loads a's vec4 l
     of the word. `split`: a K split over words (see prologue). `cols`: the
@@ -156,13 +156,18 @@ def sign_block(name, rm, subgroups, rows, split=False, cols=4):
     `rows` says where row i's operand comes from:
     setup (per row, before the loop), word (lines at the top of each word),
     scale(lane) (the vec4 scaling a's vec4 `lane` of the word), a(i, lane)
-    (row i's vec4 `lane` of the word) and store(i)."""
+    (row i's vec4 `lane` of the word) and store(i). `side_by_side`: a lane's
+    columns n0 .. n0 + cols - 1 rather than WG apart."""
     comment = [f"{rm} rows x {cols} columns, one word of signs per column per 32 k steps."]
     if subgroups:
         comment.append(f"a's vec4s loaded {SG} per subgroup (one per lane) and broadcast.")
-    L = prologue(name, rm, comment, subgroups, split_end="p.kw" if split else None, cols=cols)
+    if side_by_side:
+        comment.append(f"A lane's {cols} columns side by side, one vec{cols} store a row.")
+    L = prologue(name, rm, comment, subgroups, split_end="p.kw" if split else None, cols=cols,
+                 side_by_side=side_by_side)
+    step = "" if side_by_side else " * WG"
     for j in range(cols):
-        L.append(f"    let bn{j} = min(n0 + {j}u * WG, p.n - 1u) * p.kw;")
+        L.append(f"    let bn{j} = min(n0 + {j}u{step}, p.n - 1u) * p.kw;")
     for i in range(rm):
         L.append(f"    {rows['setup'](i)}")
     for i in range(rm):
@@ -199,16 +204,20 @@ def sign_block(name, rm, subgroups, rows, split=False, cols=4):
     return "\n".join(L)
 
 
-def sign_entry(rm=8, subgroups=False):
-    """f32 x packed signs (shaders/gemm/sign_gemm.wgsl): a's rows row-major."""
+def sign_entry(rm=8, subgroups=False, side_by_side=False):
+    """f32 x packed signs (shaders/gemm/sign_gemm.wgsl): a's rows row-major.
+    `side_by_side`: sign_gemm_c.wgsl's kernels (one vec4 store a row)."""
+    store = "store4c" if side_by_side else "store4"
     rows = {
         "setup": lambda i: f"let am{i} = min(m0 + {i}u, p.m - 1u) * p.a_k4;",
         "word": lambda rm: [],
         "scale": lambda lane: f"kscale4(w * 32u + 4u * {lane})",
         "a": lambda i, lane: f"a[am{i} + w * 8u + {lane}]",
-        "store": lambda i: f"store4(m0 + {i}u, n0, c{i});",
+        "store": lambda i: f"{store}(m0 + {i}u, n0, c{i});",
     }
-    return sign_block("sign_gemm_s" if subgroups else "sign_gemm", rm, subgroups, rows, split=True)
+    name = {(False, False): "sign_gemm", (True, False): "sign_gemm_s",
+            (False, True): "sign_gemm_c", (True, True): "sign_gemm_sc"}[(subgroups, side_by_side)]
+    return sign_block(name, rm, subgroups, rows, split=True, side_by_side=side_by_side)
 
 
 def sign_conv_entry(rm=8, subgroups=False, cols=4):
@@ -274,6 +283,11 @@ splice(CONV / "sign_conv_data.wgsl", [sign_conv_entry(8), sign_conv_entry(8, col
     + sign_conv_entry(8, subgroups=True, cols=2) + "\n"
 )
 (ROOT / "sign_gemm_s.wgsl").write_text(
-    appended("sign_gemm.wgsl", "its Params, bindings, kscale4, signs4 and store4")
+    appended("sign_gemm_common.wgsl and sign_gemm.wgsl", "Params, bindings, kscale4, signs4 and store4")
     + sign_entry(8, subgroups=True) + "\n"
+)
+splice(ROOT / "sign_gemm_c.wgsl", [sign_entry(8, side_by_side=True)])
+(ROOT / "sign_gemm_sc.wgsl").write_text(
+    appended("sign_gemm_common.wgsl and sign_gemm_c.wgsl", "Params, bindings, kscale4, signs4 and store4c")
+    + sign_entry(8, subgroups=True, side_by_side=True) + "\n"
 )

@@ -533,7 +533,15 @@ fn sign_gemm_with_column_scale_matches_cpu() {
     use bitprop::ops::sign_gemm::{sign_gemm_cpu, sign_gemm_scaled_columns};
     let gpu = gpu();
     let mut rng = Rng::new(91);
-    for (m, n, k) in [(1, 1, 1), (3, 5, 33), (8, 257, 100), (17, 9, 784)] {
+    // n = 36 and 260: columns side by side on CPU adapters.
+    for (m, n, k) in [
+        (1, 1, 1),
+        (3, 5, 33),
+        (8, 257, 100),
+        (17, 9, 784),
+        (9, 36, 33),
+        (11, 260, 70),
+    ] {
         let a = rng.vec(m * k);
         let w = rng.vec(n * k);
         let alpha: Vec<f32> = (0..n).map(|j| 0.25 + j as f32 * 0.125).collect();

@@ -33,13 +33,32 @@ struct Params {
 }
 
 const SIGN_GEMM: Kernel = kernel!(
-    "gemm/sign_gemm.wgsl",
+    ["gemm/sign_gemm_common.wgsl", "gemm/sign_gemm.wgsl"],
     "sign_gemm",
     [Read, Read, Read, ReadWrite]
 );
 const SIGN_GEMM_S: Kernel = kernel!(
-    ["gemm/sign_gemm.wgsl", "gemm/sign_gemm_s.wgsl"],
+    [
+        "gemm/sign_gemm_common.wgsl",
+        "gemm/sign_gemm.wgsl",
+        "gemm/sign_gemm_s.wgsl"
+    ],
     "sign_gemm_s",
+    [Read, Read, Read, ReadWrite]
+);
+// The same with a lane's four columns side by side, one vec4 store a row.
+const SIGN_GEMM_C: Kernel = kernel!(
+    ["gemm/sign_gemm_common.wgsl", "gemm/sign_gemm_c.wgsl"],
+    "sign_gemm_c",
+    [Read, Read, Read, ReadWrite]
+);
+const SIGN_GEMM_SC: Kernel = kernel!(
+    [
+        "gemm/sign_gemm_common.wgsl",
+        "gemm/sign_gemm_c.wgsl",
+        "gemm/sign_gemm_sc.wgsl"
+    ],
+    "sign_gemm_sc",
     [Read, Read, Read, ReadWrite]
 );
 const WG: u32 = 64;
@@ -182,10 +201,14 @@ fn launch(
         slice_len: split.len as u32,
         _pad: [0; 2],
     };
-    let kernel = if gpu.has_subgroups(8) {
-        &SIGN_GEMM_S
-    } else {
-        &SIGN_GEMM
+    // As the f32 GEMM: on a CPU adapter a lane's four columns side by side
+    // store one vec4 a row, where the columns are in plain order.
+    let side_by_side = gpu.is_cpu() && col_taps == 0 && n.is_multiple_of(4);
+    let kernel = match (gpu.has_subgroups(8), side_by_side) {
+        (true, true) => &SIGN_GEMM_SC,
+        (true, false) => &SIGN_GEMM_S,
+        (false, true) => &SIGN_GEMM_C,
+        (false, false) => &SIGN_GEMM,
     };
     gpu.launch(
         kernel,
