@@ -79,13 +79,21 @@ def blocked_loops(L, rm, end, step, load_a, body, subgroups, start="0u"):
     L.append("    }")
 
 
-def xnor_entry(rm, subgroups=False):
-    name = f"xnor_gemm_cols_s_r{rm}" if subgroups else f"xnor_gemm_cols_r{rm}"
+def xnor_entry(rm, subgroups=False, side_by_side=False):
+    """`side_by_side`: xnor_gemm_c.wgsl's kernels, a lane's four columns
+    together, b's four words one vec4 load and a row one vec4 store."""
+    name = "xnor_gemm_cols_" + ("s" if subgroups else "") + ("c" if side_by_side else "")
+    name = name.rstrip("_") + f"_r{rm}"
     comment = [f"{rm} rows x 4 columns in vec4 registers, word-major b."]
     if subgroups:
         comment.append(f"a's words loaded {SG} per subgroup (one per lane) and broadcast.")
-    L = prologue(name, rm, comment, subgroups)
-    L.append("    let cols = min(vec4<u32>(n0, n0 + WG, n0 + 2u * WG, n0 + 3u * WG), vec4<u32>(p.n - 1u));")
+    if side_by_side:
+        comment.append("A lane's four columns side by side: one vec4 of b a word, one vec4 store a row.")
+    L = prologue(name, rm, comment, subgroups, side_by_side=side_by_side)
+    if side_by_side:
+        L.append("    let col4 = min(n0, p.n - 4u) / 4u;")
+    else:
+        L.append("    let cols = min(vec4<u32>(n0, n0 + WG, n0 + 2u * WG, n0 + 3u * WG), vec4<u32>(p.n - 1u));")
     L.append("    let lastm = p.m - 1u;")
     for i in range(rm):
         L.append(f"    let r{i} = min(m0 + {i}u, lastm) * p.kw;")
@@ -95,13 +103,17 @@ def xnor_entry(rm, subgroups=False):
     def body(L, w, t, a_of):
         w = f"({w})" if " " in w else w
         L.append(f"        let base{t} = {w} * p.n;")
-        L.append(f"        let bw{t} = vec4<u32>(b[base{t} + cols.x], b[base{t} + cols.y], b[base{t} + cols.z], b[base{t} + cols.w]);")
+        if side_by_side:
+            L.append(f"        let bw{t} = b4[base{t} / 4u + col4];")
+        else:
+            L.append(f"        let bw{t} = vec4<u32>(b[base{t} + cols.x], b[base{t} + cols.y], b[base{t} + cols.z], b[base{t} + cols.w]);")
         for i in range(rm):
             L.append(f"        c{i} += term4({a_of(i)}, bw{t});")
 
     blocked_loops(L, rm, "p.kw", "w", lambda i, idx: f"a[r{i} + {idx}]", body, subgroups)
+    store = "store4c" if side_by_side else "store4"
     for i in range(rm):
-        L.append(f"    store4(m0 + {i}u, n0, c{i});")
+        L.append(f"    {store}(m0 + {i}u, n0, c{i});")
     L.append("}")
     return "\n".join(L)
 
@@ -271,8 +283,13 @@ splice(ROOT / "f32_gemm_nt4c.wgsl", [nt4_entry(8, side_by_side=True)])
     + nt4_entry(8, subgroups=True, side_by_side=True) + "\n"
 )
 (ROOT / "xnor_gemm_s.wgsl").write_text(
-    appended("xnor_gemm.wgsl", "its Params, bindings, term4 and store4")
+    appended("xnor_gemm_common.wgsl and xnor_gemm.wgsl", "Params, bindings, term4 and store4")
     + "\n\n".join(xnor_entry(rm, subgroups=True) for rm in RMS) + "\n"
+)
+splice(ROOT / "xnor_gemm_c.wgsl", [xnor_entry(rm, side_by_side=True) for rm in RMS])
+(ROOT / "xnor_gemm_sc.wgsl").write_text(
+    appended("xnor_gemm_common.wgsl and xnor_gemm_c.wgsl", "Params, bindings, term4 and store4c")
+    + "\n\n".join(xnor_entry(rm, subgroups=True, side_by_side=True) for rm in RMS) + "\n"
 )
 splice(ROOT / "sign_gemm.wgsl", [sign_entry(8)])
 CONV = ROOT.parent / "conv"

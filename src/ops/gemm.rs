@@ -125,39 +125,98 @@ pub(crate) struct XnorParams {
     pub _pad: [u32; 3],
 }
 
+// The vec4 XNOR kernels of 4, 8 and 16 rows: a lane's columns WG apart
+// (`XNOR_VEC4`) or side by side (`XNOR_VEC4C`, CPU adapters), each also
+// sharing a's words by subgroup broadcast (`..S`).
 const XNOR_VEC4: [Kernel; 3] = [
     kernel!(
-        "gemm/xnor_gemm.wgsl",
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
         "xnor_gemm_cols_r4",
         [Read, Read, Read, ReadWrite]
     ),
     kernel!(
-        "gemm/xnor_gemm.wgsl",
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
         "xnor_gemm_cols_r8",
         [Read, Read, Read, ReadWrite]
     ),
     kernel!(
-        "gemm/xnor_gemm.wgsl",
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
         "xnor_gemm_cols_r16",
         [Read, Read, Read, ReadWrite]
     ),
 ];
-
-/// The unrolled entry point for a vec4 block of `rm` rows.
 const XNOR_VEC4S: [Kernel; 3] = [
     kernel!(
-        ["gemm/xnor_gemm.wgsl", "gemm/xnor_gemm_s.wgsl"],
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm.wgsl",
+            "gemm/xnor_gemm_s.wgsl"
+        ],
         "xnor_gemm_cols_s_r4",
         [Read, Read, Read, ReadWrite]
     ),
     kernel!(
-        ["gemm/xnor_gemm.wgsl", "gemm/xnor_gemm_s.wgsl"],
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm.wgsl",
+            "gemm/xnor_gemm_s.wgsl"
+        ],
         "xnor_gemm_cols_s_r8",
         [Read, Read, Read, ReadWrite]
     ),
     kernel!(
-        ["gemm/xnor_gemm.wgsl", "gemm/xnor_gemm_s.wgsl"],
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm.wgsl",
+            "gemm/xnor_gemm_s.wgsl"
+        ],
         "xnor_gemm_cols_s_r16",
+        [Read, Read, Read, ReadWrite]
+    ),
+];
+const XNOR_VEC4C: [Kernel; 3] = [
+    kernel!(
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
+        "xnor_gemm_cols_c_r4",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
+        "xnor_gemm_cols_c_r8",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
+        "xnor_gemm_cols_c_r16",
+        [Read, Read, Read, ReadWrite]
+    ),
+];
+const XNOR_VEC4SC: [Kernel; 3] = [
+    kernel!(
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm_c.wgsl",
+            "gemm/xnor_gemm_sc.wgsl"
+        ],
+        "xnor_gemm_cols_sc_r4",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm_c.wgsl",
+            "gemm/xnor_gemm_sc.wgsl"
+        ],
+        "xnor_gemm_cols_sc_r8",
+        [Read, Read, Read, ReadWrite]
+    ),
+    kernel!(
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm_c.wgsl",
+            "gemm/xnor_gemm_sc.wgsl"
+        ],
+        "xnor_gemm_cols_sc_r16",
         [Read, Read, Read, ReadWrite]
     ),
 ];
@@ -170,17 +229,30 @@ fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
     }
 }
 /// The vec4 XNOR kernel of `rm` rows; with `subgroups`, the one sharing
-/// a's words by subgroup broadcast where the adapter has subgroups.
-fn xnor_vec4_kernel(gpu: &Gpu, rm: u32, subgroups: bool) -> &'static Kernel {
-    if subgroups && gpu.has_subgroups(8) {
-        vec4_kernel(&XNOR_VEC4S, rm)
-    } else {
-        vec4_kernel(&XNOR_VEC4, rm)
-    }
+/// a's words by subgroup broadcast where the adapter has subgroups; with
+/// `side_by_side`, columns side by side (see [`side_by_side_columns`]).
+fn xnor_vec4_kernel(gpu: &Gpu, rm: u32, subgroups: bool, side_by_side: bool) -> &'static Kernel {
+    let family = match (subgroups && gpu.has_subgroups(8), side_by_side) {
+        (true, true) => &XNOR_VEC4SC,
+        (true, false) => &XNOR_VEC4S,
+        (false, true) => &XNOR_VEC4C,
+        (false, false) => &XNOR_VEC4,
+    };
+    vec4_kernel(family, rm)
+}
+
+/// Whether a vec4 GEMM kernel gives each lane four neighbouring columns
+/// (one vec4 load of a word-major operand, one vec4 store a row) rather
+/// than four WG apart: on CPU adapters, which run a lane-varying load or
+/// store lane by lane whatever its width (the XNOR GEMM 1.4-2.1x faster
+/// on lavapipe), where `n` and the output's plane and offset keep each
+/// four together and 16-byte aligned.
+pub(crate) fn side_by_side_columns(gpu: &Gpu, n: usize, plane: usize, offset: usize) -> bool {
+    gpu.is_cpu() && [n, plane, offset].iter().all(|v| v.is_multiple_of(4))
 }
 
 const XNOR_TILED: Kernel = kernel!(
-    "gemm/xnor_gemm.wgsl",
+    ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
     "xnor_gemm_tiled",
     [Read, Read, Read, ReadWrite]
 );
@@ -243,8 +315,12 @@ fn packed_gemm(
         (GemmVariant::Tiled, BitLayout::WordMajor) => {
             panic!("xnor_gemm: the tiled variant needs row-major b")
         }
-        (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => xnor_vec4_kernel(gpu, rm, false),
-        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) => xnor_vec4_kernel(gpu, rm, true),
+        (GemmVariant::Vec4 { rm, .. }, BitLayout::WordMajor) => {
+            xnor_vec4_kernel(gpu, rm, false, side_by_side_columns(gpu, n, 0, 0))
+        }
+        (GemmVariant::Vec4s { rm, .. }, BitLayout::WordMajor) => {
+            xnor_vec4_kernel(gpu, rm, true, side_by_side_columns(gpu, n, 0, 0))
+        }
         (GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. }, _) => {
             panic!("xnor_gemm has no nt4 variant")
         }
@@ -314,9 +390,10 @@ pub(crate) fn xnor_gemm_nchw(
         v @ (GemmVariant::Vec4 { .. } | GemmVariant::Vec4s { .. }) => v,
         _ => GemmVariant::Vec4 { wg: 64, rm: 8 },
     };
+    let side_by_side = side_by_side_columns(gpu, n, plane, out_offset);
     let kernel = match variant {
-        GemmVariant::Vec4 { rm, .. } => xnor_vec4_kernel(gpu, rm, false),
-        GemmVariant::Vec4s { rm, .. } => xnor_vec4_kernel(gpu, rm, true),
+        GemmVariant::Vec4 { rm, .. } => xnor_vec4_kernel(gpu, rm, false, side_by_side),
+        GemmVariant::Vec4s { rm, .. } => xnor_vec4_kernel(gpu, rm, true, side_by_side),
         _ => unreachable!("chosen above"),
     };
     let (gx, gy) = variant.grid(m, n);
@@ -873,14 +950,10 @@ fn nt4_launch(
         other => panic!("nt4_launch: {} is not an nt4 variant", other.name()),
     };
     let wg = super::column_lanes(gpu, n, wg);
-    // A CPU adapter stores lane by lane: a lane's four columns side by side
-    // store one vec4 a row instead of four floats (1.2-1.6x faster on
-    // lavapipe for a weight gradient's short K, where stores weigh most),
-    // where c's layout keeps each four together and aligned.
-    let side_by_side = gpu.is_cpu()
-        && [n, layout.plane, layout.offset]
-            .iter()
-            .all(|v| v.is_multiple_of(4));
+    // Side by side, a lane stores one vec4 a row instead of four floats:
+    // 1.1-2.3x faster on lavapipe for a weight gradient's short K, where
+    // stores weigh most.
+    let side_by_side = side_by_side_columns(gpu, n, layout.plane, layout.offset);
     let subgroups = matches!(variant, GemmVariant::Nt4s { .. }) && gpu.has_subgroups(8);
     let kernel = match (subgroups, side_by_side) {
         (true, true) => &F32_NT4SC,

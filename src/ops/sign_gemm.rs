@@ -203,7 +203,7 @@ fn launch(
     };
     // As the f32 GEMM: on a CPU adapter a lane's four columns side by side
     // store one vec4 a row, where the columns are in plain order.
-    let side_by_side = gpu.is_cpu() && col_taps == 0 && n.is_multiple_of(4);
+    let side_by_side = col_taps == 0 && super::gemm::side_by_side_columns(gpu, n, n, 0);
     let kernel = match (gpu.has_subgroups(8), side_by_side) {
         (true, true) => &SIGN_GEMM_SC,
         (true, false) => &SIGN_GEMM_S,

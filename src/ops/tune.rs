@@ -37,8 +37,10 @@ fn cache_path() -> Option<PathBuf> {
     Some(base.join("bitprop").join("autotune.json"))
 }
 
-/// Part of the cache key: a choice made among older candidate lists is tuned again.
-const CANDIDATES_VERSION: &str = "candidates 2";
+/// Part of the cache key: a choice made among older candidate lists (or
+/// older kernels: 3 has the side-by-side columns of CPU adapters) is tuned
+/// again.
+const CANDIDATES_VERSION: &str = "candidates 3";
 
 type DiskCache = BTreeMap<String, BTreeMap<String, GemmVariant>>;
 
