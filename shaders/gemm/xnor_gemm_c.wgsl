@@ -2,16 +2,9 @@
 // n0 .. n0 + 3 (n a multiple of 4; with plane != 0, plane and out_offset
 // too), so word w of b for them is one vec4 of the word-major b and a row
 // of c one vec4.
-//
-// finish != 0 (a zero-padded binary convolution, plane != 0; its rows are
-// output channels, its columns pixels): the taps outside the image, which
-// the word im2col reads as +1, are taken out as conv_finish4.wgsl does,
-// c = (c - terms[m, n % plane]) * scale[m] (scale per row where has_scale
-// != 0), so the output is written once.
 
 @group(0) @binding(2) var<storage, read> b4: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> cv: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> terms4: array<vec4<i32>>;
 
 fn store4c(m: u32, n0: u32, pop: vec4<u32>) {
     if (m >= p.m || n0 >= p.n) {
@@ -21,12 +14,7 @@ fn store4c(m: u32, n0: u32, pop: vec4<u32>) {
     if (AND_A != 0u) {
         v = vec4<f32>(bitcast<vec4<i32>>(pop));
     }
-    if (p.finish != 0u) {
-        v -= vec4<f32>(terms4[(m * p.plane + n0 % p.plane) / 4u]);
-        if (p.has_scale != 0u) {
-            v *= scale[m];
-        }
-    } else if (p.has_scale != 0u) {
+    if (p.has_scale != 0u) {
         v *= vec4<f32>(scale[n0], scale[n0 + 1u], scale[n0 + 2u], scale[n0 + 3u]);
     }
     if (p.plane != 0u) {

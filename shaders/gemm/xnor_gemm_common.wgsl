@@ -39,9 +39,7 @@ struct Params {
     // element out_offset on.
     plane: u32,
     out_offset: u32,
-    // Nonzero: xnor_gemm_c.wgsl's kernels finish a binary convolution (see
-    // there); the others ignore it.
-    finish: u32,
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }

@@ -340,52 +340,11 @@ const FINISH4: Kernel = kernel!(
     [Read, Read, Read, ReadWrite, ReadWrite]
 );
 
-/// The terms of the taps outside the image of a zero-padded binary
-/// convolution whose XNOR GEMM reads them as +1
-/// ([`super::conv_gemm::binary_conv2d_gemm`]): i32 `[O, OH * OW]`
-/// (binary_conv2d.wgsl's conv_pad_terms).
-pub(crate) fn pad_terms(
-    gpu: &Gpu,
-    x: &PackedBits,
-    w: &PackedBits,
-    g: Conv2dGeom,
-    scale: Option<&Tensor>,
-    y: &Tensor,
-) -> Result<Tensor, GpuError> {
-    let plane = g.out_h() * g.out_w();
-    let params = binary_params(g, x, w, scale.is_some(), PadMode::Zero, 0, 0);
-    let terms = Tensor::empty(gpu, &[g.o, plane], DType::U32)?;
-    gpu.launch(
-        &PAD_TERMS,
-        &[("WG", 64.0)],
-        &params,
-        &finish_bindings(x, w, scale, y, &terms),
-        groups_for(gpu, g.o * plane, 64),
-    );
-    Ok(terms)
-}
-
-fn finish_bindings<'a>(
-    x: &'a PackedBits,
-    w: &'a PackedBits,
-    scale: Option<&'a Tensor>,
-    y: &'a Tensor,
-    terms: &'a Tensor,
-) -> [crate::gpu::Binding<'a>; 5] {
-    [
-        x.words.binding(),
-        w.words.binding(),
-        scale.map_or(w.words.binding(), |s| s.binding()),
-        y.binding(),
-        terms.binding(),
-    ]
-}
-
 /// Finishes a binary convolution (zero padding) that an XNOR GEMM wrote
 /// unscaled into `y` `[N, O, OH, OW]` with the taps outside the image read
-/// as +1: takes the [`pad_terms`] out and applies `scale` (conv_finish),
-/// so `y` equals [`binary_conv2d`]'s output bit for bit. (Where the GEMM's
-/// kernels allow, it does this itself as it stores: [`super::gemm::ConvFinish`].)
+/// as +1 ([`super::conv_gemm::binary_conv2d_gemm`]): takes those taps'
+/// terms out and applies `scale` (binary_conv2d.wgsl's conv_pad_terms and
+/// conv_finish), so `y` equals [`binary_conv2d`]'s output bit for bit.
 pub(crate) fn finish_padded_gemm(
     gpu: &Gpu,
     x: &PackedBits,
@@ -393,10 +352,24 @@ pub(crate) fn finish_padded_gemm(
     g: Conv2dGeom,
     scale: Option<&Tensor>,
     y: &Tensor,
-    terms: &Tensor,
 ) -> Result<(), GpuError> {
     let plane = g.out_h() * g.out_w();
     let params = binary_params(g, x, w, scale.is_some(), PadMode::Zero, 0, 0);
+    let terms = Tensor::empty(gpu, &[g.o, plane], DType::U32)?;
+    let bindings = [
+        x.words.binding(),
+        w.words.binding(),
+        scale.map_or(w.words.binding(), |s| s.binding()),
+        y.binding(),
+        terms.binding(),
+    ];
+    gpu.launch(
+        &PAD_TERMS,
+        &[("WG", 64.0)],
+        &params,
+        &bindings,
+        groups_for(gpu, g.o * plane, 64),
+    );
     let (finish, lanes) = if plane.is_multiple_of(4) {
         (&FINISH4, g.n * g.o * plane / 4)
     } else {
@@ -406,7 +379,7 @@ pub(crate) fn finish_padded_gemm(
         finish,
         &[("WG", 64.0)],
         &params,
-        &finish_bindings(x, w, scale, y, terms),
+        &bindings,
         groups_for(gpu, lanes, 64),
     );
     Ok(())

@@ -9,10 +9,7 @@ use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
 use super::conv::Conv2dGeom;
-use super::gemm::{
-    ConvFinish, Epilogue, GemmVariant, OutLayout, fuses_conv_finish, nt4_gemm, relayout,
-    xnor_gemm_nchw,
-};
+use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout, xnor_gemm_nchw};
 use super::groups_for;
 use super::pack::{BitLayout, PackedBits, last_word_mask, pack_signs};
 use super::sign_gemm::{sign_gemm, sign_gemm_into, sign_gemm_tap_major};
@@ -345,14 +342,7 @@ pub fn binary_conv2d_gemm(
     let cw = g.c.div_ceil(32);
     let plane = g.out_h() * g.out_w();
     let y = Tensor::empty(gpu, &g.output_shape(), DType::F32)?;
-    let terms = super::conv::pad_terms(gpu, x, w, g, scale, &y)?;
-    let chunks = chunks_of(gpu, &g, plane * taps * cw * 4);
-    // The GEMM takes the pad terms out and scales as it stores where its
-    // kernels allow (every chunk), saving a pass over the output.
-    let fused = chunks
-        .iter()
-        .all(|&(n0, images)| fuses_conv_finish(gpu, images * plane, plane, n0 * g.o * plane));
-    for (n0, images) in chunks {
+    for (n0, images) in chunks_of(gpu, &g, plane * taps * cw * 4) {
         let p = params(&g, n0, images);
         let pixels = images * plane;
         let words = Tensor::empty(gpu, &[taps * cw, pixels], DType::U32)?;
@@ -378,15 +368,9 @@ pub fn binary_conv2d_gemm(
             plane,
             &y,
             n0 * g.o * plane,
-            fused.then_some(ConvFinish {
-                terms: &terms,
-                scale,
-            }),
         )?;
     }
-    if !fused {
-        super::conv::finish_padded_gemm(gpu, x, w, g, scale, &y, &terms)?;
-    }
+    super::conv::finish_padded_gemm(gpu, x, w, g, scale, &y)?;
     Ok(y)
 }
 

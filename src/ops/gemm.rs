@@ -122,16 +122,12 @@ pub(crate) struct XnorParams {
     /// `out_offset` on (see xnor_gemm.wgsl).
     pub plane: u32,
     pub out_offset: u32,
-    /// Nonzero: the side-by-side kernels finish a zero-padded binary
-    /// convolution (see xnor_gemm_c.wgsl and [`ConvFinish`]).
-    pub finish: u32,
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 // The vec4 XNOR kernels of 4, 8 and 16 rows: a lane's columns WG apart
-// (`XNOR_VEC4`) or side by side (`XNOR_VEC4C`, CPU adapters; binding 5 is
-// a convolution's pad terms), each also sharing a's words by subgroup
-// broadcast (`..S`).
+// (`XNOR_VEC4`) or side by side (`XNOR_VEC4C`, CPU adapters), each also
+// sharing a's words by subgroup broadcast (`..S`).
 const XNOR_VEC4: [Kernel; 3] = [
     kernel!(
         ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
@@ -182,17 +178,17 @@ const XNOR_VEC4C: [Kernel; 3] = [
     kernel!(
         ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
         "xnor_gemm_cols_c_r4",
-        [Read, Read, Read, ReadWrite, Read]
+        [Read, Read, Read, ReadWrite]
     ),
     kernel!(
         ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
         "xnor_gemm_cols_c_r8",
-        [Read, Read, Read, ReadWrite, Read]
+        [Read, Read, Read, ReadWrite]
     ),
     kernel!(
         ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
         "xnor_gemm_cols_c_r16",
-        [Read, Read, Read, ReadWrite, Read]
+        [Read, Read, Read, ReadWrite]
     ),
 ];
 const XNOR_VEC4SC: [Kernel; 3] = [
@@ -203,7 +199,7 @@ const XNOR_VEC4SC: [Kernel; 3] = [
             "gemm/xnor_gemm_sc.wgsl"
         ],
         "xnor_gemm_cols_sc_r4",
-        [Read, Read, Read, ReadWrite, Read]
+        [Read, Read, Read, ReadWrite]
     ),
     kernel!(
         [
@@ -212,7 +208,7 @@ const XNOR_VEC4SC: [Kernel; 3] = [
             "gemm/xnor_gemm_sc.wgsl"
         ],
         "xnor_gemm_cols_sc_r8",
-        [Read, Read, Read, ReadWrite, Read]
+        [Read, Read, Read, ReadWrite]
     ),
     kernel!(
         [
@@ -221,7 +217,7 @@ const XNOR_VEC4SC: [Kernel; 3] = [
             "gemm/xnor_gemm_sc.wgsl"
         ],
         "xnor_gemm_cols_sc_r16",
-        [Read, Read, Read, ReadWrite, Read]
+        [Read, Read, Read, ReadWrite]
     ),
 ];
 fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
@@ -350,32 +346,27 @@ fn packed_gemm(
     if and_a {
         constants.push(("AND_A", 1.0));
     }
-    let bindings = [
-        a.words.binding(),
-        b.words.binding(),
-        scale_binding,
-        c.binding(),
-        unused(&a.words),
-    ];
-    // The side-by-side kernels bind the pad terms too (unused here).
-    let bound = kernel.bindings.len();
     gpu.launch(
         kernel,
         &constants,
         &params,
-        &bindings[..bound],
+        &[
+            a.words.binding(),
+            b.words.binding(),
+            scale_binding,
+            c.binding(),
+        ],
         gpu.grid(groups),
     );
     Ok(c)
 }
 
-/// The XNOR GEMM of a binary convolution: `a` holds the
+/// The XNOR GEMM of a binary convolution, unscaled: `a` holds the
 /// weights' sign words row-major `[m, kw]` (m output channels), `b` the
 /// input's im2col words word-major `[kw, n]` (n output pixels), `k` the
 /// signs per row (padding bits 0 in both); `c[m, n] = k - 2 * popcount(a[m]
 /// xor b[n])` is written into `out` as `[n / plane, m, plane]` from element
-/// `out_offset` on, i.e. straight into NCHW; with `finish`, finished as
-/// well (pad terms out, scaled: [`ConvFinish`]).
+/// `out_offset` on, i.e. straight into NCHW.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn xnor_gemm_nchw(
     gpu: &Gpu,
@@ -385,7 +376,6 @@ pub(crate) fn xnor_gemm_nchw(
     plane: usize,
     out: &Tensor,
     out_offset: usize,
-    finish: Option<ConvFinish>,
 ) -> Result<(), GpuError> {
     assert!(
         a.numel() >= m * kw && b.numel() >= kw * n && k <= kw * 32 && plane > 0,
@@ -401,10 +391,6 @@ pub(crate) fn xnor_gemm_nchw(
         _ => GemmVariant::Vec4 { wg: 64, rm: 8 },
     };
     let side_by_side = side_by_side_columns(gpu, n, plane, out_offset);
-    assert!(
-        finish.is_none() || side_by_side,
-        "xnor_gemm_nchw: only the side-by-side kernels finish a convolution (see fuses_conv_finish)"
-    );
     let kernel = match variant {
         GemmVariant::Vec4 { rm, .. } => xnor_vec4_kernel(gpu, rm, false, side_by_side),
         GemmVariant::Vec4s { rm, .. } => xnor_vec4_kernel(gpu, rm, true, side_by_side),
@@ -417,47 +403,21 @@ pub(crate) fn xnor_gemm_nchw(
         n: n as u32,
         k: k as u32,
         kw: kw as u32,
+        has_scale: 0,
         groups_x: gx,
         groups: groups as u32,
         plane: plane as u32,
         out_offset: out_offset as u32,
-        finish: finish.is_some() as u32,
-        has_scale: finish.and_then(|f| f.scale).is_some() as u32,
-        _pad: [0; 2],
+        _pad: [0; 3],
     };
-    let bindings = [
-        a.binding(),
-        b.binding(),
-        finish
-            .and_then(|f| f.scale)
-            .map_or(unused(a), |t| t.binding()),
-        out.binding(),
-        finish.map_or(unused(a), |f| f.terms.binding()),
-    ];
     gpu.launch(
         kernel,
         &variant.constants(),
         &params,
-        &bindings[..kernel.bindings.len()],
+        &[a.binding(), b.binding(), unused(a), out.binding()],
         gpu.grid(groups),
     );
     Ok(())
-}
-
-/// What finishes a zero-padded binary convolution inside its XNOR GEMM:
-/// the taps outside the image, `terms` i32 `[O, plane]`
-/// (binary_conv2d.wgsl's conv_pad_terms), are taken out and `scale` (per
-/// output channel) applied as the output is stored.
-#[derive(Clone, Copy)]
-pub(crate) struct ConvFinish<'a> {
-    pub terms: &'a Tensor,
-    pub scale: Option<&'a Tensor>,
-}
-
-/// Whether [`xnor_gemm_nchw`] can take a [`ConvFinish`] for a chunk of
-/// `n` pixels written at `out_offset` in planes of `plane`.
-pub(crate) fn fuses_conv_finish(gpu: &Gpu, n: usize, plane: usize, out_offset: usize) -> bool {
-    side_by_side_columns(gpu, n, plane, out_offset)
 }
 
 /// CPU reference of [`xnor_gemm`] on row-major packed words.
