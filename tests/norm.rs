@@ -28,6 +28,9 @@ const SHAPES: &[&[usize]] = &[
     &[6, 12],
     &[3, 8, 2, 6],
     &[2, 16, 7, 4],
+    // runs of four vec4s a lane (CPU adapters) crossing planes and images:
+    // planes of one vec4
+    &[3, 4, 2, 2],
     // the per-channel reductions a vec4 per load (S % 4 == 0, any C): one
     // vec4 per image, and planes of 6 vec4s that a lane's steps of 64
     // cross mid-image

@@ -42,3 +42,45 @@ fn bn_apply4(
     y[q] = per_channel4(gamma[w], ch) * (x[q] - per_channel4(mean[w], ch)) * invstd
         + per_channel4(beta[w], ch);
 }
+
+// bn_apply4 over RUN vec4s a lane (see channel4.wgsl).
+@compute @workgroup_size(WG)
+fn bn_apply4_runs(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q0 = ((wid.x + wid.y * nwg.x) * WG + lid) * RUN;
+    if (q0 >= p.total) {
+        return;
+    }
+    let start = run_start(q0);
+    var ch = start.x;
+    var left = start.y;
+    var g = vec4<f32>(0.0);
+    var m = vec4<f32>(0.0);
+    var invstd = vec4<f32>(0.0);
+    var b = vec4<f32>(0.0);
+    var loaded = false;
+    let end = min(q0 + RUN, p.total);
+    for (var q = q0; q < end; q++) {
+        if (left == 0u) {
+            ch = next_channel(ch);
+            left = p.s / 4u;
+            loaded = false;
+        }
+        if (!loaded) {
+            let w = ch >> 2u;
+            g = per_channel4(gamma[w], ch);
+            m = per_channel4(mean[w], ch);
+            invstd = per_channel4(stat[w], ch);
+            if (p.stat_is_var != 0u) {
+                invstd = 1.0 / sqrt(invstd + p.eps);
+            }
+            b = per_channel4(beta[w], ch);
+            loaded = true;
+        }
+        y[q] = g * (x[q] - m) * invstd + b;
+        left -= 1u;
+    }
+}

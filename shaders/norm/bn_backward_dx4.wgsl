@@ -32,3 +32,48 @@ fn bn_backward_dx4(
     dx[q] = per_channel4(gamma[w], ch) * is / nf
         * (nf * g[q] - per_channel4(dbeta[w], ch) - xhat * per_channel4(dgamma[w], ch));
 }
+
+// bn_backward_dx4 over RUN vec4s a lane (see channel4.wgsl).
+@compute @workgroup_size(WG)
+fn bn_backward_dx4_runs(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let q0 = ((wid.x + wid.y * nwg.x) * WG + lid) * RUN;
+    let count = p.n * p.s;
+    let total = count * p.c / 4u;
+    if (q0 >= total) {
+        return;
+    }
+    let nf = f32(count);
+    let start = run_start(q0);
+    var ch = start.x;
+    var left = start.y;
+    var is = vec4<f32>(0.0);
+    var m = vec4<f32>(0.0);
+    var ga = vec4<f32>(0.0);
+    var db = vec4<f32>(0.0);
+    var dg = vec4<f32>(0.0);
+    var loaded = false;
+    let end = min(q0 + RUN, total);
+    for (var q = q0; q < end; q++) {
+        if (left == 0u) {
+            ch = next_channel(ch);
+            left = p.s / 4u;
+            loaded = false;
+        }
+        if (!loaded) {
+            let w = ch >> 2u;
+            is = per_channel4(invstd[w], ch);
+            m = per_channel4(mean[w], ch);
+            ga = per_channel4(gamma[w], ch);
+            db = per_channel4(dbeta[w], ch);
+            dg = per_channel4(dgamma[w], ch);
+            loaded = true;
+        }
+        let xhat = (x[q] - m) * is;
+        dx[q] = ga * is / nf * (nf * g[q] - db - xhat * dg);
+        left -= 1u;
+    }
+}

@@ -17,3 +17,21 @@ fn per_channel4(v: vec4<f32>, ch: u32) -> vec4<f32> {
     }
     return vec4<f32>(v[ch & 3u]);
 }
+
+// The *_runs entries (CPU adapters, S % 4 == 0): a lane takes RUN
+// consecutive vec4s and loads a channel's values once per plane it meets
+// instead of once per vec4; lavapipe runs every lane-varying load lane by
+// lane, and these were most of the loads. The arithmetic stays the same.
+override RUN: u32 = 8u;
+
+// Where a run starting at vec4 q0 begins: its channel, and how many vec4s
+// of that channel's plane are left from q0 on.
+fn run_start(q0: u32) -> vec2<u32> {
+    let plane4 = p.s / 4u;
+    return vec2<u32>(channel_of4(q0), plane4 - q0 % plane4);
+}
+
+// The channel after `ch`, wrapping to the next image's first.
+fn next_channel(ch: u32) -> u32 {
+    return select(ch + 1u, 0u, ch + 1u == p.c);
+}

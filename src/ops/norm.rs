@@ -106,6 +106,12 @@ const APPLY4: Kernel = kernel!(
     "bn_apply4",
     [Read, Read, Read, Read, Read, ReadWrite]
 );
+/// [`APPLY4`] over runs of vec4s a lane, where [`runs_per_lane`] allows.
+const APPLY4_RUNS: Kernel = kernel!(
+    ["norm/channel4.wgsl", "norm/bn_apply4.wgsl"],
+    "bn_apply4_runs",
+    [Read, Read, Read, Read, Read, ReadWrite]
+);
 const BACKWARD_REDUCE: Kernel = backward_kernel!(
     ["norm/bn_backward.wgsl"],
     "bn_backward_reduce",
@@ -133,6 +139,33 @@ const BACKWARD_DX4: Kernel = backward_kernel!(
     "bn_backward_dx4",
     [Read, Read, ReadWrite]
 );
+/// [`BACKWARD_DX4`] over runs of vec4s a lane, where [`runs_per_lane`] allows.
+const BACKWARD_DX4_RUNS: Kernel = backward_kernel!(
+    ["norm/channel4.wgsl", "norm/bn_backward_dx4.wgsl"],
+    "bn_backward_dx4_runs",
+    [Read, Read, ReadWrite]
+);
+
+/// Vec4s a lane of the `*_runs` elementwise entries (channel4.wgsl's RUN,
+/// which the launches set).
+const RUN: usize = 8;
+
+/// The elementwise launches' constants: RUN for the `*_runs` entries.
+fn run_constants(kernel: &Kernel) -> Vec<(&'static str, f64)> {
+    let mut c = vec![("WG", 64.0)];
+    if kernel.entry.ends_with("_runs") {
+        c.push(("RUN", RUN as f64));
+    }
+    c
+}
+
+/// Whether the four-per-lane elementwise passes take [`RUN`] vec4s a lane,
+/// loading a channel's values once per plane instead of once per vec4: on
+/// CPU adapters (each lane-varying load runs lane by lane) with planes of
+/// whole vec4s.
+fn runs_per_lane(gpu: &Gpu, c: usize, s: usize) -> bool {
+    gpu.is_cpu() && four_per_lane(c, s) && s.is_multiple_of(4)
+}
 
 /// Whether the elementwise passes over `[N, C, S]` run four elements per
 /// lane: each vec4 then lies in one channel (S % 4 == 0) or spans four
@@ -243,13 +276,16 @@ fn launch_apply(
 ) -> Result<Tensor, GpuError> {
     let [_, c, s] = channel_dims(x.shape());
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let (kernel, lanes) = if four_per_lane(c, s) {
-        (&APPLY4, x.numel() / 4)
+    let (kernel, total, lanes) = if runs_per_lane(gpu, c, s) {
+        let vec4s = x.numel() / 4;
+        (&APPLY4_RUNS, vec4s, vec4s.div_ceil(RUN))
+    } else if four_per_lane(c, s) {
+        (&APPLY4, x.numel() / 4, x.numel() / 4)
     } else {
-        (&APPLY, x.numel())
+        (&APPLY, x.numel(), x.numel())
     };
     let params = ApplyParams {
-        total: lanes as u32,
+        total: total as u32,
         c: c as u32,
         s: s as u32,
         stat_is_var: stat_is_var as u32,
@@ -258,7 +294,7 @@ fn launch_apply(
     };
     gpu.launch(
         kernel,
-        &[("WG", 64.0)],
+        &run_constants(kernel),
         &params,
         &[
             x.binding(),
@@ -443,14 +479,16 @@ pub fn batch_norm_backward(
             gpu.grid(c as u64),
         );
     }
-    let (dx_kernel, lanes) = if four_per_lane(c, s) {
+    let (dx_kernel, lanes) = if runs_per_lane(gpu, c, s) {
+        (&BACKWARD_DX4_RUNS, (x.numel() / 4).div_ceil(RUN))
+    } else if four_per_lane(c, s) {
         (&BACKWARD_DX4, x.numel() / 4)
     } else {
         (&BACKWARD_DX, x.numel())
     };
     gpu.launch(
         dx_kernel,
-        &[("WG", 64.0)],
+        &run_constants(dx_kernel),
         &params,
         &bindings,
         groups_for(gpu, lanes, 64),
