@@ -27,7 +27,7 @@ pub struct Kernel {
 /// Declares a `Kernel` for an entry point of a file under `shaders/`.
 #[macro_export]
 macro_rules! kernel {
-    ($file:literal, $entry:literal, [$($access:ident),* $(,)?]) => {
+    ($file:literal, $entry:expr, [$($access:ident),* $(,)?]) => {
         $crate::gpu::Kernel {
             file: $file,
             source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
@@ -36,7 +36,7 @@ macro_rules! kernel {
         }
     };
     // A module made of several files, named by the last: `[a.wgsl, b.wgsl]`.
-    ([$($part:literal),+ $(,)?], $entry:literal, [$($access:ident),* $(,)?]) => {
+    ([$($part:literal),+ $(,)?], $entry:expr, [$($access:ident),* $(,)?]) => {
         $crate::gpu::Kernel {
             file: $crate::kernel!(@last $($part),+),
             source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $part))),+),

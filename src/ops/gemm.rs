@@ -125,101 +125,44 @@ pub(crate) struct XnorParams {
     pub _pad: [u32; 3],
 }
 
-// The vec4 XNOR kernels of 4, 8 and 16 rows: a lane's columns WG apart
-// (`XNOR_VEC4`) or side by side (`XNOR_VEC4C`, CPU adapters), each also
-// sharing a's words by subgroup broadcast (`..S`).
-const XNOR_VEC4: [Kernel; 3] = [
-    kernel!(
-        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
-        "xnor_gemm_cols_r4",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
-        "xnor_gemm_cols_r8",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
-        "xnor_gemm_cols_r16",
-        [Read, Read, Read, ReadWrite]
-    ),
-];
-const XNOR_VEC4S: [Kernel; 3] = [
-    kernel!(
+/// The vec4 XNOR kernels of 4, 8 and 16 rows in the module of `files`,
+/// entry points `PREFIX_r4`, `_r8` and `_r16`.
+macro_rules! xnor_rows {
+    ([$($file:literal),+], $prefix:literal) => {
         [
-            "gemm/xnor_gemm_common.wgsl",
-            "gemm/xnor_gemm.wgsl",
-            "gemm/xnor_gemm_s.wgsl"
-        ],
-        "xnor_gemm_cols_s_r4",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        [
-            "gemm/xnor_gemm_common.wgsl",
-            "gemm/xnor_gemm.wgsl",
-            "gemm/xnor_gemm_s.wgsl"
-        ],
-        "xnor_gemm_cols_s_r8",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        [
-            "gemm/xnor_gemm_common.wgsl",
-            "gemm/xnor_gemm.wgsl",
-            "gemm/xnor_gemm_s.wgsl"
-        ],
-        "xnor_gemm_cols_s_r16",
-        [Read, Read, Read, ReadWrite]
-    ),
-];
-const XNOR_VEC4C: [Kernel; 3] = [
-    kernel!(
-        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
-        "xnor_gemm_cols_c_r4",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
-        "xnor_gemm_cols_c_r8",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
-        "xnor_gemm_cols_c_r16",
-        [Read, Read, Read, ReadWrite]
-    ),
-];
-const XNOR_VEC4SC: [Kernel; 3] = [
-    kernel!(
-        [
-            "gemm/xnor_gemm_common.wgsl",
-            "gemm/xnor_gemm_c.wgsl",
-            "gemm/xnor_gemm_sc.wgsl"
-        ],
-        "xnor_gemm_cols_sc_r4",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        [
-            "gemm/xnor_gemm_common.wgsl",
-            "gemm/xnor_gemm_c.wgsl",
-            "gemm/xnor_gemm_sc.wgsl"
-        ],
-        "xnor_gemm_cols_sc_r8",
-        [Read, Read, Read, ReadWrite]
-    ),
-    kernel!(
-        [
-            "gemm/xnor_gemm_common.wgsl",
-            "gemm/xnor_gemm_c.wgsl",
-            "gemm/xnor_gemm_sc.wgsl"
-        ],
-        "xnor_gemm_cols_sc_r16",
-        [Read, Read, Read, ReadWrite]
-    ),
-];
+            kernel!([$($file),+], concat!($prefix, "_r4"), [Read, Read, Read, ReadWrite]),
+            kernel!([$($file),+], concat!($prefix, "_r8"), [Read, Read, Read, ReadWrite]),
+            kernel!([$($file),+], concat!($prefix, "_r16"), [Read, Read, Read, ReadWrite]),
+        ]
+    };
+}
+
+// A lane's columns WG apart (`XNOR_VEC4`) or side by side (`XNOR_VEC4C`,
+// CPU adapters), each also sharing a's words by subgroup broadcast (`..S`).
+const XNOR_VEC4: [Kernel; 3] = xnor_rows!(
+    ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
+    "xnor_gemm_cols"
+);
+const XNOR_VEC4S: [Kernel; 3] = xnor_rows!(
+    [
+        "gemm/xnor_gemm_common.wgsl",
+        "gemm/xnor_gemm.wgsl",
+        "gemm/xnor_gemm_s.wgsl"
+    ],
+    "xnor_gemm_cols_s"
+);
+const XNOR_VEC4C: [Kernel; 3] = xnor_rows!(
+    ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
+    "xnor_gemm_cols_c"
+);
+const XNOR_VEC4SC: [Kernel; 3] = xnor_rows!(
+    [
+        "gemm/xnor_gemm_common.wgsl",
+        "gemm/xnor_gemm_c.wgsl",
+        "gemm/xnor_gemm_sc.wgsl"
+    ],
+    "xnor_gemm_cols_sc"
+);
 fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
     match rm {
         4 => &family[0],
