@@ -106,7 +106,7 @@ const APPLY4: Kernel = kernel!(
     "bn_apply4",
     [Read, Read, Read, Read, Read, ReadWrite]
 );
-/// [`APPLY4`] over runs of vec4s a lane, where [`runs_per_lane`] allows.
+/// [`APPLY4`] over runs of vec4s a lane (see [`pass`]).
 const APPLY4_RUNS: Kernel = kernel!(
     ["norm/channel4.wgsl", "norm/bn_apply4.wgsl"],
     "bn_apply4_runs",
@@ -139,7 +139,7 @@ const BACKWARD_DX4: Kernel = backward_kernel!(
     "bn_backward_dx4",
     [Read, Read, ReadWrite]
 );
-/// [`BACKWARD_DX4`] over runs of vec4s a lane, where [`runs_per_lane`] allows.
+/// [`BACKWARD_DX4`] over runs of vec4s a lane (see [`pass`]).
 const BACKWARD_DX4_RUNS: Kernel = backward_kernel!(
     ["norm/channel4.wgsl", "norm/bn_backward_dx4.wgsl"],
     "bn_backward_dx4_runs",
@@ -150,21 +150,49 @@ const BACKWARD_DX4_RUNS: Kernel = backward_kernel!(
 /// which the launches set).
 const RUN: usize = 8;
 
-/// The elementwise launches' constants: RUN for the `*_runs` entries.
-fn run_constants(kernel: &Kernel) -> Vec<(&'static str, f64)> {
-    let mut c = vec![("WG", 64.0)];
-    if kernel.entry.ends_with("_runs") {
-        c.push(("RUN", RUN as f64));
-    }
-    c
+/// How an elementwise pass over `[N, C, S]` runs: one element a lane, four
+/// ([`four_per_lane`]), or, on CPU adapters with planes of whole vec4s,
+/// [`RUN`] vec4s a lane, loading a channel's values once per plane instead
+/// of once per vec4 (each lane-varying load runs lane by lane there).
+struct Pass {
+    kernel: &'static Kernel,
+    /// Elements, or vec4s for the four-a-lane kernels (their `total`).
+    total: usize,
+    lanes: usize,
+    constants: &'static [(&'static str, f64)],
 }
 
-/// Whether the four-per-lane elementwise passes take [`RUN`] vec4s a lane,
-/// loading a channel's values once per plane instead of once per vec4: on
-/// CPU adapters (each lane-varying load runs lane by lane) with planes of
-/// whole vec4s.
-fn runs_per_lane(gpu: &Gpu, c: usize, s: usize) -> bool {
-    gpu.is_cpu() && four_per_lane(c, s) && s.is_multiple_of(4)
+fn pass(
+    gpu: &Gpu,
+    [c, s]: [usize; 2],
+    numel: usize,
+    [one, four, runs]: [&'static Kernel; 3],
+) -> Pass {
+    const WG: &[(&str, f64)] = &[("WG", 64.0)];
+    const WG_RUN: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
+    let vec4s = numel / 4;
+    if gpu.is_cpu() && four_per_lane(c, s) && s.is_multiple_of(4) {
+        Pass {
+            kernel: runs,
+            total: vec4s,
+            lanes: vec4s.div_ceil(RUN),
+            constants: WG_RUN,
+        }
+    } else if four_per_lane(c, s) {
+        Pass {
+            kernel: four,
+            total: vec4s,
+            lanes: vec4s,
+            constants: WG,
+        }
+    } else {
+        Pass {
+            kernel: one,
+            total: numel,
+            lanes: numel,
+            constants: WG,
+        }
+    }
 }
 
 /// Whether the elementwise passes over `[N, C, S]` run four elements per
@@ -276,16 +304,9 @@ fn launch_apply(
 ) -> Result<Tensor, GpuError> {
     let [_, c, s] = channel_dims(x.shape());
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let (kernel, total, lanes) = if runs_per_lane(gpu, c, s) {
-        let vec4s = x.numel() / 4;
-        (&APPLY4_RUNS, vec4s, vec4s.div_ceil(RUN))
-    } else if four_per_lane(c, s) {
-        (&APPLY4, x.numel() / 4, x.numel() / 4)
-    } else {
-        (&APPLY, x.numel(), x.numel())
-    };
+    let pass = pass(gpu, [c, s], x.numel(), [&APPLY, &APPLY4, &APPLY4_RUNS]);
     let params = ApplyParams {
-        total: total as u32,
+        total: pass.total as u32,
         c: c as u32,
         s: s as u32,
         stat_is_var: stat_is_var as u32,
@@ -293,8 +314,8 @@ fn launch_apply(
         _pad: [0; 3],
     };
     gpu.launch(
-        kernel,
-        &run_constants(kernel),
+        pass.kernel,
+        pass.constants,
         &params,
         &[
             x.binding(),
@@ -304,7 +325,7 @@ fn launch_apply(
             beta.binding(),
             y.binding(),
         ],
-        groups_for(gpu, lanes, 64),
+        groups_for(gpu, pass.lanes, 64),
     );
     Ok(y)
 }
@@ -479,19 +500,18 @@ pub fn batch_norm_backward(
             gpu.grid(c as u64),
         );
     }
-    let (dx_kernel, lanes) = if runs_per_lane(gpu, c, s) {
-        (&BACKWARD_DX4_RUNS, (x.numel() / 4).div_ceil(RUN))
-    } else if four_per_lane(c, s) {
-        (&BACKWARD_DX4, x.numel() / 4)
-    } else {
-        (&BACKWARD_DX, x.numel())
-    };
+    let dx_pass = pass(
+        gpu,
+        [c, s],
+        x.numel(),
+        [&BACKWARD_DX, &BACKWARD_DX4, &BACKWARD_DX4_RUNS],
+    );
     gpu.launch(
-        dx_kernel,
-        &run_constants(dx_kernel),
+        dx_pass.kernel,
+        dx_pass.constants,
         &params,
         &bindings,
-        groups_for(gpu, lanes, 64),
+        groups_for(gpu, dx_pass.lanes, 64),
     );
     Ok((dx, dgamma, dbeta))
 }
