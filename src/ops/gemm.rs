@@ -137,32 +137,55 @@ macro_rules! xnor_rows {
     };
 }
 
-// A lane's columns WG apart (`XNOR_VEC4`) or side by side (`XNOR_VEC4C`,
-// CPU adapters), each also sharing a's words by subgroup broadcast (`..S`).
-const XNOR_VEC4: [Kernel; 3] = xnor_rows!(
-    ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
-    "xnor_gemm_cols"
-);
-const XNOR_VEC4S: [Kernel; 3] = xnor_rows!(
-    [
-        "gemm/xnor_gemm_common.wgsl",
-        "gemm/xnor_gemm.wgsl",
-        "gemm/xnor_gemm_s.wgsl"
-    ],
-    "xnor_gemm_cols_s"
-);
-const XNOR_VEC4C: [Kernel; 3] = xnor_rows!(
-    ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
-    "xnor_gemm_cols_c"
-);
-const XNOR_VEC4SC: [Kernel; 3] = xnor_rows!(
-    [
-        "gemm/xnor_gemm_common.wgsl",
-        "gemm/xnor_gemm_c.wgsl",
-        "gemm/xnor_gemm_sc.wgsl"
-    ],
-    "xnor_gemm_cols_sc"
-);
+/// One register-blocked GEMM kernel in its four forms: a lane's four
+/// columns WG apart or side by side ([`side_by_side_columns`]), each plain
+/// or sharing a's loads by subgroup broadcast (`_s`).
+pub(crate) struct Layouts<T> {
+    pub strided: T,
+    pub strided_s: T,
+    pub side: T,
+    pub side_s: T,
+}
+
+impl<T> Layouts<T> {
+    /// The form for `side_by_side`, sharing a's loads where `subgroups` asks
+    /// for it and the adapter has subgroups.
+    pub(crate) fn pick(&self, gpu: &Gpu, subgroups: bool, side_by_side: bool) -> &T {
+        match (subgroups && gpu.has_subgroups(8), side_by_side) {
+            (false, false) => &self.strided,
+            (true, false) => &self.strided_s,
+            (false, true) => &self.side,
+            (true, true) => &self.side_s,
+        }
+    }
+}
+
+const XNOR_VEC4: Layouts<[Kernel; 3]> = Layouts {
+    strided: xnor_rows!(
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm.wgsl"],
+        "xnor_gemm_cols"
+    ),
+    strided_s: xnor_rows!(
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm.wgsl",
+            "gemm/xnor_gemm_s.wgsl"
+        ],
+        "xnor_gemm_cols_s"
+    ),
+    side: xnor_rows!(
+        ["gemm/xnor_gemm_common.wgsl", "gemm/xnor_gemm_c.wgsl"],
+        "xnor_gemm_cols_c"
+    ),
+    side_s: xnor_rows!(
+        [
+            "gemm/xnor_gemm_common.wgsl",
+            "gemm/xnor_gemm_c.wgsl",
+            "gemm/xnor_gemm_sc.wgsl"
+        ],
+        "xnor_gemm_cols_sc"
+    ),
+};
 fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
     match rm {
         4 => &family[0],
@@ -175,13 +198,7 @@ fn vec4_kernel(family: &'static [Kernel; 3], rm: u32) -> &'static Kernel {
 /// a's words by subgroup broadcast where the adapter has subgroups; with
 /// `side_by_side`, columns side by side (see [`side_by_side_columns`]).
 fn xnor_vec4_kernel(gpu: &Gpu, rm: u32, subgroups: bool, side_by_side: bool) -> &'static Kernel {
-    let family = match (subgroups && gpu.has_subgroups(8), side_by_side) {
-        (true, true) => &XNOR_VEC4SC,
-        (true, false) => &XNOR_VEC4S,
-        (false, true) => &XNOR_VEC4C,
-        (false, false) => &XNOR_VEC4,
-    };
-    vec4_kernel(family, rm)
+    vec4_kernel(XNOR_VEC4.pick(gpu, subgroups, side_by_side), rm)
 }
 
 /// Whether a vec4 GEMM kernel gives each lane four neighbouring columns
@@ -644,40 +661,41 @@ struct RelayoutParams {
     _pad: u32,
 }
 
-const F32_NT4: Kernel = kernel!(
-    ["gemm/f32_gemm_nt4_common.wgsl", "gemm/f32_gemm_nt4.wgsl"],
-    "f32_gemm_nt4",
-    [Read, Read, Read, Read, ReadWrite]
-);
-const F32_NT4S: Kernel = kernel!(
-    [
-        "gemm/f32_gemm_nt4_common.wgsl",
-        "gemm/f32_gemm_nt4.wgsl",
-        "gemm/f32_gemm_nt4s.wgsl"
-    ],
-    "f32_gemm_nt4s",
-    [Read, Read, Read, Read, ReadWrite]
-);
+const F32_NT4: Layouts<Kernel> = Layouts {
+    strided: kernel!(
+        ["gemm/f32_gemm_nt4_common.wgsl", "gemm/f32_gemm_nt4.wgsl"],
+        "f32_gemm_nt4",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    strided_s: kernel!(
+        [
+            "gemm/f32_gemm_nt4_common.wgsl",
+            "gemm/f32_gemm_nt4.wgsl",
+            "gemm/f32_gemm_nt4s.wgsl"
+        ],
+        "f32_gemm_nt4s",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    side: kernel!(
+        ["gemm/f32_gemm_nt4_common.wgsl", "gemm/f32_gemm_nt4c.wgsl"],
+        "f32_gemm_nt4c",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+    side_s: kernel!(
+        [
+            "gemm/f32_gemm_nt4_common.wgsl",
+            "gemm/f32_gemm_nt4c.wgsl",
+            "gemm/f32_gemm_nt4sc.wgsl"
+        ],
+        "f32_gemm_nt4sc",
+        [Read, Read, Read, Read, ReadWrite]
+    ),
+};
 // Binding 1 (the storage `a`) is unused by this entry point: a is `ua`.
 const F32_NT4U: Kernel = kernel!(
     ["gemm/f32_gemm_nt4_common.wgsl", "gemm/f32_gemm_nt4.wgsl"],
     "f32_gemm_nt4u",
     [Read, Read, Read, Read, ReadWrite, Uniform]
-);
-// The same with a lane's four columns side by side, one vec4 store a row.
-const F32_NT4C: Kernel = kernel!(
-    ["gemm/f32_gemm_nt4_common.wgsl", "gemm/f32_gemm_nt4c.wgsl"],
-    "f32_gemm_nt4c",
-    [Read, Read, Read, Read, ReadWrite]
-);
-const F32_NT4SC: Kernel = kernel!(
-    [
-        "gemm/f32_gemm_nt4_common.wgsl",
-        "gemm/f32_gemm_nt4c.wgsl",
-        "gemm/f32_gemm_nt4sc.wgsl"
-    ],
-    "f32_gemm_nt4sc",
-    [Read, Read, Read, Read, ReadWrite]
 );
 const RELAYOUT: Kernel = kernel!(
     ["gemm/relayout_common.wgsl", "gemm/relayout.wgsl"],
@@ -897,13 +915,8 @@ fn nt4_launch(
     // 1.1-2.3x faster on lavapipe for a weight gradient's short K, where
     // stores weigh most.
     let side_by_side = side_by_side_columns(gpu, n, layout.plane, layout.offset);
-    let subgroups = matches!(variant, GemmVariant::Nt4s { .. }) && gpu.has_subgroups(8);
-    let kernel = match (subgroups, side_by_side) {
-        (true, true) => &F32_NT4SC,
-        (true, false) => &F32_NT4S,
-        (false, true) => &F32_NT4C,
-        (false, false) => &F32_NT4,
-    };
+    let subgroups = matches!(variant, GemmVariant::Nt4s { .. });
+    let kernel = F32_NT4.pick(gpu, subgroups, side_by_side);
     let base = |rows: usize| {
         let gx = n.div_ceil(4 * wg as usize) as u32;
         let groups = gx as u64 * rows.div_ceil(8) as u64;

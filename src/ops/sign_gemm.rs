@@ -7,7 +7,7 @@ use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
-use super::gemm::relayout;
+use super::gemm::{Layouts, relayout};
 use super::pack::{BitLayout, PackedBits};
 use super::split_k::Split;
 use super::unused;
@@ -32,35 +32,36 @@ struct Params {
     _pad: [u32; 2],
 }
 
-const SIGN_GEMM: Kernel = kernel!(
-    ["gemm/sign_gemm_common.wgsl", "gemm/sign_gemm.wgsl"],
-    "sign_gemm",
-    [Read, Read, Read, ReadWrite]
-);
-const SIGN_GEMM_S: Kernel = kernel!(
-    [
-        "gemm/sign_gemm_common.wgsl",
-        "gemm/sign_gemm.wgsl",
-        "gemm/sign_gemm_s.wgsl"
-    ],
-    "sign_gemm_s",
-    [Read, Read, Read, ReadWrite]
-);
-// The same with a lane's four columns side by side, one vec4 store a row.
-const SIGN_GEMM_C: Kernel = kernel!(
-    ["gemm/sign_gemm_common.wgsl", "gemm/sign_gemm_c.wgsl"],
-    "sign_gemm_c",
-    [Read, Read, Read, ReadWrite]
-);
-const SIGN_GEMM_SC: Kernel = kernel!(
-    [
-        "gemm/sign_gemm_common.wgsl",
-        "gemm/sign_gemm_c.wgsl",
-        "gemm/sign_gemm_sc.wgsl"
-    ],
-    "sign_gemm_sc",
-    [Read, Read, Read, ReadWrite]
-);
+const SIGN_GEMM: Layouts<Kernel> = Layouts {
+    strided: kernel!(
+        ["gemm/sign_gemm_common.wgsl", "gemm/sign_gemm.wgsl"],
+        "sign_gemm",
+        [Read, Read, Read, ReadWrite]
+    ),
+    strided_s: kernel!(
+        [
+            "gemm/sign_gemm_common.wgsl",
+            "gemm/sign_gemm.wgsl",
+            "gemm/sign_gemm_s.wgsl"
+        ],
+        "sign_gemm_s",
+        [Read, Read, Read, ReadWrite]
+    ),
+    side: kernel!(
+        ["gemm/sign_gemm_common.wgsl", "gemm/sign_gemm_c.wgsl"],
+        "sign_gemm_c",
+        [Read, Read, Read, ReadWrite]
+    ),
+    side_s: kernel!(
+        [
+            "gemm/sign_gemm_common.wgsl",
+            "gemm/sign_gemm_c.wgsl",
+            "gemm/sign_gemm_sc.wgsl"
+        ],
+        "sign_gemm_sc",
+        [Read, Read, Read, ReadWrite]
+    ),
+};
 const WG: u32 = 64;
 
 /// `c[m, n] = sum_k a[m, k] kscale[k] s[n, k]` with `s` the signs packed
@@ -204,12 +205,7 @@ fn launch(
     // As the f32 GEMM: on a CPU adapter a lane's four columns side by side
     // store one vec4 a row, where the columns are in plain order.
     let side_by_side = col_taps == 0 && super::gemm::side_by_side_columns(gpu, n, n, 0);
-    let kernel = match (gpu.has_subgroups(8), side_by_side) {
-        (true, true) => &SIGN_GEMM_SC,
-        (true, false) => &SIGN_GEMM_S,
-        (false, true) => &SIGN_GEMM_C,
-        (false, false) => &SIGN_GEMM,
-    };
+    let kernel = SIGN_GEMM.pick(gpu, true, side_by_side);
     gpu.launch(
         kernel,
         &[("WG", wg as f64)],
