@@ -1106,7 +1106,8 @@ fn two_layer_real_net_matches_the_cpu_composition() {
 }
 
 /// The bmlp pattern: binary_linear -> batch norm -> sign_ste ->
-/// binary_linear (on signs: the XNOR path) -> batch norm -> cross-entropy.
+/// binary_linear (on signs: the XNOR path) -> batch norm -> cross-entropy,
+/// with batch norm and sign_ste as two ops and as the one fused op.
 #[test]
 fn two_layer_binary_net_matches_the_cpu_composition() {
     use gemm::Trans::{N, T};
@@ -1127,7 +1128,7 @@ fn two_layer_binary_net_matches_the_cpu_composition() {
     );
     let labels: Vec<u32> = (0..b).map(|_| rng.below(o) as u32).collect();
 
-    let dev = {
+    let run_device = |fused: bool| {
         let mut tape = Tape::new(gpu.clone());
         let leaf = |t: &mut Tape, shape: &[usize], v: &[f32], g: bool| {
             t.leaf(Tensor::from_f32(&gpu, shape, v).unwrap(), g)
@@ -1155,8 +1156,14 @@ fn two_layer_binary_net_matches_the_cpu_composition() {
         };
         let lt = Tensor::from_u32(&gpu, &[b], &labels).unwrap();
         let z = ops::binary_linear(&mut tape, xv, p(0)).unwrap();
-        let z = ops::batch_norm(&mut tape, z, p(1), p(2), bn(0), true).unwrap();
-        let s = ops::sign_ste(&mut tape, z).unwrap();
+        let s = if fused {
+            ops::batch_norm_sign_ste(&mut tape, z, p(1), p(2), bn(0))
+                .unwrap()
+                .0
+        } else {
+            let z = ops::batch_norm(&mut tape, z, p(1), p(2), bn(0), true).unwrap();
+            ops::sign_ste(&mut tape, z).unwrap()
+        };
         assert!(tape.is_signs(s), "sign_ste output must take the XNOR path");
         let z = ops::binary_linear(&mut tape, s, p(3)).unwrap();
         let z = ops::batch_norm(&mut tape, z, p(4), p(5), bn(2), true).unwrap();
@@ -1215,12 +1222,34 @@ fn two_layer_binary_net_matches_the_cpu_composition() {
     let (dh1, dg1, dbe1) = norm::batch_norm_backward_cpu(&h1, &dz1, [b, h, 1], &g1, &m1, &is1);
     let dw1 = act::ste_sign_backward_cpu(&w1, &matmul(&dh1, [b, h], T, &x, [b, i], N));
 
-    assert_close("binary net loss", &[dev.loss], &[loss], 1e-5, 1e-5);
-    for ((name, got), want) in dev.grads.iter().zip([dw1, dg1, dbe1, dw2, dg2, dbe2]) {
-        Check::scaled(format!("binary net d{name}"), got.clone(), want).assert();
-    }
-    for (k, (got, want)) in dev.running.iter().zip(&run_stats).enumerate() {
-        assert_close(&format!("running statistic {k}"), got, want, 1e-5, 1e-5);
+    let wants = [dw1, dg1, dbe1, dw2, dg2, dbe2];
+    for fused in [false, true] {
+        let dev = run_device(fused);
+        let what = if fused { "fused" } else { "two ops" };
+        assert_close(
+            &format!("binary net loss ({what})"),
+            &[dev.loss],
+            &[loss],
+            1e-5,
+            1e-5,
+        );
+        for ((name, got), want) in dev.grads.iter().zip(&wants) {
+            Check::scaled(
+                format!("binary net d{name} ({what})"),
+                got.clone(),
+                want.clone(),
+            )
+            .assert();
+        }
+        for (k, (got, want)) in dev.running.iter().zip(&run_stats).enumerate() {
+            assert_close(
+                &format!("running statistic {k} ({what})"),
+                got,
+                want,
+                1e-5,
+                1e-5,
+            );
+        }
     }
 }
 

@@ -4,15 +4,15 @@ mod common;
 
 use bitprop::DType;
 use bitprop::Tensor;
-use bitprop::autograd::Tape;
+use bitprop::autograd::{Tape, ops};
 use bitprop::nn::Ctx;
 use bitprop::nn::build_model;
 use bitprop::nn::saturation::ActSaturation;
 use bitprop::ops::gemm::{Trans, f32_gemm_cpu};
 use bitprop::ops::metrics::{
-    hamming_accumulate, hamming_cpu, saturation_accumulate, saturation_cpu,
+    SignInput, hamming_accumulate, hamming_cpu, saturation_accumulate, saturation_cpu,
 };
-use bitprop::ops::norm::{BN_EPS, BN_MOMENTUM, batch_norm_train_cpu};
+use bitprop::ops::norm::{BN_EPS, BN_MOMENTUM, batch_norm_apply_cpu, batch_norm_train_cpu};
 use bitprop::ops::pack::pack_signs_cpu;
 use bitprop::train::weight_metrics::WeightMetrics;
 use common::{Rng, gpu};
@@ -135,7 +135,12 @@ fn saturation_counts_match_cpu_on_edge_shapes() {
         let a: Vec<f32> = rng.vec(c).iter().map(|v| 0.5 * v).collect();
         let xt = Tensor::from_f32(&gpu, shape, &x).unwrap();
         let at = Tensor::from_f32(&gpu, &[c], &a).unwrap();
-        saturation_accumulate(&gpu, &xt, biased.then_some(&at), &acc, slot);
+        let input = if biased {
+            SignInput::Shifted(&at)
+        } else {
+            SignInput::Plain
+        };
+        saturation_accumulate(&gpu, &xt, input, &acc, slot);
         want[slot] += saturation_cpu(&x, biased.then_some(a.as_slice()), [shape[0], c, s]);
     }
     let words = acc.to_u32(&gpu).unwrap();
@@ -145,6 +150,45 @@ fn saturation_counts_match_cpu_on_edge_shapes() {
     assert!(want[0] == 0 && want[1..].iter().all(|&w| w > 0), "{want:?}");
 }
 
+/// The count for a sign fused into batch norm: abs > 1 of batch norm's
+/// output, recomputed from its input and per-channel values; a lane's 64
+/// values crossing planes and images, planes of one value, odd channels.
+/// Values within 1e-4 of abs 1 may round either way and bound the
+/// difference.
+#[test]
+fn saturation_counts_of_a_fused_batch_norm_match_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(53);
+    let shapes: [&[usize]; 4] = [&[3, 5, 7], &[2, 3, 1000], &[65, 1], &[4, 6, 5, 5]];
+    for shape in shapes {
+        let acc = Tensor::zeros(&gpu, &[2], DType::U32).unwrap();
+        let n: usize = shape.iter().product();
+        let (c, s) = (shape[1], shape[2..].iter().product::<usize>());
+        let x: Vec<f32> = rng.vec(n).iter().map(|v| 3.0 * v + 1.0).collect();
+        let mean = rng.vec(c).iter().map(|v| v + 1.0).collect::<Vec<f32>>();
+        let invstd = rng.vec(c).iter().map(|v| v + 1.5).collect::<Vec<f32>>();
+        let (gamma, beta) = (rng.vec(c), rng.vec(c));
+        let t = |v: &[f32], sh: &[usize]| Tensor::from_f32(&gpu, sh, v).unwrap();
+        let per = |v: &[f32]| t(v, &[c]);
+        let (mt, it, gt, bt) = (per(&mean), per(&invstd), per(&gamma), per(&beta));
+        let input = SignInput::Normalised {
+            mean: &mt,
+            invstd: &it,
+            gamma: &gt,
+            beta: &bt,
+        };
+        saturation_accumulate(&gpu, &t(&x, shape), input, &acc, 0);
+        let z = batch_norm_apply_cpu(&x, [shape[0], c, s], &mean, &invstd, &gamma, &beta);
+        let want = z.iter().filter(|v| v.abs() > 1.0).count() as u64;
+        let near = z.iter().filter(|v| (v.abs() - 1.0).abs() < 1e-4).count() as u64;
+        let got = count64(&acc.to_u32(&gpu).unwrap(), 0);
+        assert!(
+            got.abs_diff(want) <= near && want > 0 && want < n as u64,
+            "{shape:?}: counted {got}, the CPU {want} ({near} within 1e-4 of 1)"
+        );
+    }
+}
+
 /// The count is 64-bit: an add that wraps the low word carries into the high one.
 #[test]
 fn saturation_count_carries_into_the_high_word() {
@@ -152,7 +196,7 @@ fn saturation_count_carries_into_the_high_word() {
     let start = u32::MAX as u64 - 9;
     let acc = Tensor::from_u32(&gpu, &[4], &[0, 0, start as u32, 0]).unwrap();
     let x = Tensor::from_f32(&gpu, &[1, 300], &vec![3.0; 300]).unwrap();
-    saturation_accumulate(&gpu, &x, None, &acc, 1);
+    saturation_accumulate(&gpu, &x, SignInput::Plain, &acc, 1);
     let words = acc.to_u32(&gpu).unwrap();
     assert_eq!(count64(&words, 1), start + 300);
     assert_eq!(count64(&words, 0), 0);
@@ -228,4 +272,61 @@ fn act_saturation_of_a_training_forward_matches_cpu() {
         sat.counts(&gpu).unwrap().is_empty(),
         "reset after the epoch"
     );
+}
+
+/// bmlp and bcnn's training step with batch norm and the sign fused
+/// (the default) and as two ops: the same loss, gradients, running
+/// statistics and act_saturation counts.
+#[test]
+fn fused_norm_sign_matches_the_two_ops_in_bmlp_and_bcnn() {
+    let gpu = gpu();
+    for (name, shape) in [("bmlp", vec![6, 784]), ("bcnn", vec![2, 1, 28, 28])] {
+        let mut rng = Rng::new(54);
+        let n = shape[0];
+        let x = rng.vec(shape.iter().product());
+        let labels: Vec<u32> = (0..n).map(|_| rng.below(10) as u32).collect();
+        let run = |fuse: bool| {
+            let model = build_model(&gpu, name, 7).unwrap();
+            let sat = ActSaturation::new(&gpu).unwrap();
+            let mut tape = Tape::new(gpu.clone());
+            let mut ctx = Ctx::for_model(&mut tape, model.as_ref(), true);
+            ctx.saturation = Some(&sat);
+            ctx.fuse_norm_sign = fuse;
+            let xv = ctx
+                .tape
+                .leaf(Tensor::from_f32(&gpu, &shape, &x).unwrap(), false);
+            let logits = model.forward(&mut ctx, xv).unwrap();
+            let leaves = ctx.leaves();
+            let lt = Tensor::from_u32(&gpu, &[n], &labels).unwrap();
+            let loss = ops::softmax_cross_entropy(&mut tape, logits, &lt).unwrap();
+            let loss_value = tape.value(loss).to_f32(&gpu).unwrap();
+            let seed = ops::loss_seed(&tape).unwrap();
+            let grads = tape.backward(loss, seed).unwrap();
+            let mut values: Vec<(String, Vec<f32>)> = vec![("loss".into(), loss_value)];
+            let store = model.store();
+            for (id, v) in leaves {
+                let pname = format!("d {}", store.entry(id).name);
+                values.push((pname, grads.get(v).unwrap().to_f32(&gpu).unwrap()));
+            }
+            for e in store.entries.iter().filter(|e| e.name.contains("running")) {
+                values.push((e.name.clone(), e.value.to_f32(&gpu).unwrap()));
+            }
+            values.sort_by(|a, b| a.0.cmp(&b.0));
+            (values, sat.counts(&gpu).unwrap())
+        };
+        let (fused, fused_sat) = run(true);
+        let (two, two_sat) = run(false);
+        assert_eq!(fused.len(), two.len());
+        for ((name_f, got), (name_t, want)) in fused.iter().zip(&two) {
+            assert_eq!(name_f, name_t);
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            common::assert_close(&format!("{name} {name_f}"), got, want, 1e-5 * scale, 1e-4);
+        }
+        assert_eq!(fused_sat.len(), two_sat.len(), "{name}: activation sites");
+        assert!(!fused_sat.is_empty(), "{name}: saturation recorded");
+        for (f, t) in fused_sat.iter().zip(&two_sat) {
+            assert_eq!((&f.0, f.2), (&t.0, t.2), "{name}: site and inputs counted");
+            assert!(f.1.abs_diff(t.1) <= 2, "{name} {}: {} vs {}", f.0, f.1, t.1);
+        }
+    }
 }

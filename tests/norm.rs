@@ -4,9 +4,9 @@ mod common;
 
 use bitprop::Tensor;
 use bitprop::ops::norm::{
-    BN_EPS, BN_MOMENTUM, batch_norm_backward, batch_norm_backward_cpu, batch_norm_eval,
-    batch_norm_eval_cpu, batch_norm_stats, batch_norm_stats_cpu, batch_norm_train,
-    batch_norm_train_cpu, channel_dims,
+    BN_EPS, BN_MOMENTUM, Output, batch_norm_apply_cpu, batch_norm_backward,
+    batch_norm_backward_cpu, batch_norm_eval, batch_norm_eval_cpu, batch_norm_stats,
+    batch_norm_stats_cpu, batch_norm_train, batch_norm_train_cpu, channel_dims,
 };
 use common::{Rng, assert_close, gpu};
 
@@ -84,6 +84,7 @@ fn train_forward_and_running_statistics_match_cpu() {
                 &rv_t,
                 BN_EPS,
                 BN_MOMENTUM,
+                Output::Normalised,
             )
             .unwrap();
             let (want_y, want_mean, want_invstd) = batch_norm_train_cpu(
@@ -195,10 +196,11 @@ fn backward_matches_cpu() {
             &rv_t,
             BN_EPS,
             BN_MOMENTUM,
+            Output::Normalised,
         )
         .unwrap();
         let (dx, dgamma, dbeta) =
-            batch_norm_backward(&gpu, &x_t, &t(&g, shape), &gamma_t, &mean, &invstd).unwrap();
+            batch_norm_backward(&gpu, &x_t, &t(&g, shape), &gamma_t, &mean, &invstd, None).unwrap();
         // The reference starts from the device's saved statistics, so this
         // compares the backward alone.
         let (want_dx, want_dgamma, want_dbeta) = batch_norm_backward_cpu(
@@ -236,6 +238,110 @@ fn backward_matches_cpu() {
             RTOL,
         );
     }
+}
+
+/// Batch norm with the sign fused in ([`Output::Sign`]) and its backward
+/// with the clipped STE's mask: the signs of the reference's y, and the
+/// reference backward of `g * 1[|y| <= 1]`. g is zero where |y| lies within
+/// 1e-3 of 1 (f32 rounding may put y on either side there), and signs are
+/// not compared where |y| < 1e-4.
+#[test]
+fn sign_output_and_clipped_ste_backward_match_cpu() {
+    let gpu = gpu();
+    let mut rng = Rng::new(16);
+    let (mut kept, mut clipped) = (0, 0);
+    for &shape in SHAPES {
+        let dims = channel_dims(shape);
+        let [n, c, s] = dims;
+        let x = input(&mut rng, shape, 2.0);
+        // |gamma| up to 2, |beta| up to 1: values on both sides of the clip.
+        let gamma: Vec<f32> = rng.vec(c).iter().map(|v| 2.0 * v).collect();
+        let beta = rng.vec(c);
+        let t = |v: &[f32], s: &[usize]| Tensor::from_f32(&gpu, s, v).unwrap();
+        let (x_t, gamma_t, beta_t) = (t(&x, shape), t(&gamma, &[c]), t(&beta, &[c]));
+        let rm_t = Tensor::zeros(&gpu, &[c], bitprop::DType::F32).unwrap();
+        let rv_t = t(&vec![1.0; c], &[c]);
+        let (y, mean, invstd) = batch_norm_train(
+            &gpu,
+            &x_t,
+            &gamma_t,
+            &beta_t,
+            &rm_t,
+            &rv_t,
+            BN_EPS,
+            BN_MOMENTUM,
+            Output::Sign,
+        )
+        .unwrap();
+        let (mean_v, invstd_v) = (mean.to_f32(&gpu).unwrap(), invstd.to_f32(&gpu).unwrap());
+        let z = batch_norm_apply_cpu(&x, dims, &mean_v, &invstd_v, &gamma, &beta);
+        for (k, (&got, &zk)) in y.to_f32(&gpu).unwrap().iter().zip(&z).enumerate() {
+            if zk.abs() >= 1e-4 {
+                let want = if zk >= 0.0 { 1.0 } else { -1.0 };
+                assert_eq!(got, want, "sign output {shape:?} at {k}: y = {zk}");
+            }
+        }
+        let g: Vec<f32> = rng
+            .vec(x.len())
+            .iter()
+            .zip(&z)
+            .map(|(&gk, zk)| {
+                if (zk.abs() - 1.0).abs() < 1e-3 {
+                    0.0
+                } else {
+                    gk
+                }
+            })
+            .collect();
+        let masked: Vec<f32> = g
+            .iter()
+            .zip(&z)
+            .map(|(&gk, zk)| if zk.abs() <= 1.0 { gk } else { 0.0 })
+            .collect();
+        kept += z.iter().filter(|zk| zk.abs() <= 1.0).count();
+        clipped += z.iter().filter(|zk| zk.abs() > 1.0).count();
+        let (dx, dgamma, dbeta) = batch_norm_backward(
+            &gpu,
+            &x_t,
+            &t(&g, shape),
+            &gamma_t,
+            &mean,
+            &invstd,
+            Some(&beta_t),
+        )
+        .unwrap();
+        let (want_dx, want_dgamma, want_dbeta) =
+            batch_norm_backward_cpu(&x, &masked, dims, &gamma, &mean_v, &invstd_v);
+        let sum_atol = 1e-5 + 2e-7 * (n * s) as f32;
+        let what = format!("clipped STE backward {shape:?}");
+        let got = [&dbeta, &dgamma, &dx].map(|t| t.to_f32(&gpu).unwrap());
+        assert_close(
+            &format!("{what} dbeta"),
+            &got[0],
+            &want_dbeta,
+            sum_atol,
+            1e-5,
+        );
+        assert_close(
+            &format!("{what} dgamma"),
+            &got[1],
+            &want_dgamma,
+            sum_atol,
+            1e-5,
+        );
+        // gamma up to 2: twice backward_matches_cpu's bound.
+        assert_close(
+            &format!("{what} dx"),
+            &got[2],
+            &want_dx,
+            2.0 * ATOL,
+            2.0 * RTOL,
+        );
+    }
+    assert!(
+        kept > 100 && clipped > 100,
+        "the shapes must exercise both sides of the clip: {kept} kept, {clipped} clipped"
+    );
 }
 
 #[test]
@@ -294,10 +400,11 @@ fn batch_norm_across_several_dispatch_rows() {
         &rv_t,
         BN_EPS,
         BN_MOMENTUM,
+        Output::Normalised,
     )
     .unwrap();
     let (dx, dgamma, dbeta) =
-        batch_norm_backward(&gpu, &x_t, &t(&g, &shape), &gamma_t, &mean, &invstd).unwrap();
+        batch_norm_backward(&gpu, &x_t, &t(&g, &shape), &gamma_t, &mean, &invstd, None).unwrap();
     let got: Vec<Vec<f32>> = [&y, &mean, &invstd, &rm_t, &rv_t, &dx, &dgamma, &dbeta]
         .iter()
         .map(|t| t.to_f32(&gpu).unwrap())

@@ -5,7 +5,10 @@
 // stat:  f32 [C] (read): 1 / sqrt(var + eps) when stat_is_var == 0
 //        (training, saved_invstd), else the running variance (eval).
 // gamma: f32 [C] (read), beta: f32 [C] (read).
-// y:     f32 [N, C, S], written: gamma * (x - mean) * invstd + beta.
+// y:     f32 [N, C, S], written: gamma * (x - mean) * invstd + beta, or,
+//        when sign_out != 0, its sign (+1 where >= 0, else -1: act/sign):
+//        batch norm and the binary activation after it in one pass, the
+//        normalised values never stored.
 
 struct Params {
     total: u32,
@@ -13,7 +16,7 @@ struct Params {
     s: u32,
     stat_is_var: u32,
     eps: f32,
-    _pad0: u32,
+    sign_out: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -43,5 +46,6 @@ fn bn_apply(
     if (p.stat_is_var != 0u) {
         invstd = 1.0 / sqrt(stat[ch] + p.eps);
     }
-    y[idx] = gamma[ch] * (x[idx] - mean[ch]) * invstd + beta[ch];
+    let z = gamma[ch] * (x[idx] - mean[ch]) * invstd + beta[ch];
+    y[idx] = select(z, select(-1.0, 1.0, z >= 0.0), p.sign_out != 0u);
 }

@@ -2,13 +2,18 @@
 // same arithmetic in the same order, on a quarter of the storage accesses.
 // total counts vec4s here; the per-channel arrays are seen as vec4 [C / 4].
 
+// y, or its sign where p.sign_out != 0 (see bn_apply.wgsl).
+fn output4(z: vec4<f32>) -> vec4<f32> {
+    return select(z, select(vec4<f32>(-1.0), vec4<f32>(1.0), z >= vec4<f32>(0.0)), p.sign_out != 0u);
+}
+
 struct Params {
     total: u32,
     c: u32,
     s: u32,
     stat_is_var: u32,
     eps: f32,
-    _pad0: u32,
+    sign_out: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -39,8 +44,8 @@ fn bn_apply4(
     if (p.stat_is_var != 0u) {
         invstd = 1.0 / sqrt(invstd + p.eps);
     }
-    y[q] = per_channel4(gamma[w], ch) * (x[q] - per_channel4(mean[w], ch)) * invstd
-        + per_channel4(beta[w], ch);
+    y[q] = output4(per_channel4(gamma[w], ch) * (x[q] - per_channel4(mean[w], ch)) * invstd
+        + per_channel4(beta[w], ch));
 }
 
 // bn_apply4 over RUN vec4s a lane (see channel4.wgsl).
@@ -80,7 +85,7 @@ fn bn_apply4_runs(
             b = per_channel4(beta[w], ch);
             loaded = true;
         }
-        y[q] = g * (x[q] - m) * invstd + b;
+        y[q] = output4(g * (x[q] - m) * invstd + b);
         left -= 1u;
     }
 }

@@ -2,7 +2,7 @@
 //
 // x:      f32 [N, C, S] (read): the forward input.
 // g:      f32 [N, C, S] (read): dL/dy.
-// gamma:  f32 [C] (read).
+// gamma:  f32 [C] (read); [2C], gamma then beta, when ste_clip != 0.
 // mean:   f32 [C] (read): saved_mean of the forward.
 // invstd: f32 [C] (read): saved_invstd of the forward.
 // dgamma: f32 [C], written by bn_backward_reduce: sum(g * xhat),
@@ -25,6 +25,25 @@
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dx: array<f32>;
 
+// Channel ch's (gamma, beta) for the clipped STE's mask where
+// p.ste_clip != 0 (see bn_backward_common.wgsl), else unused zeros.
+fn clip_affine(ch: u32) -> vec2<f32> {
+    if (p.ste_clip == 0u) {
+        return vec2<f32>(0.0);
+    }
+    return vec2<f32>(gamma[ch], gamma[p.c + ch]);
+}
+
+// g[idx], masked by the clipped STE where p.ste_clip != 0; gb: clip_affine.
+fn g_at(idx: u32, xi: f32, m: f32, is: f32, gb: vec2<f32>) -> f32 {
+    let gi = g[idx];
+    if (p.ste_clip == 0u) {
+        return gi;
+    }
+    let z = gb.x * (xi - m) * is + gb.y;
+    return select(0.0, gi, abs(z) <= 1.0);
+}
+
 @compute @workgroup_size(WG)
 fn bn_backward_reduce(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -39,13 +58,15 @@ fn bn_backward_reduce(
     let count = p.n * p.s;
     let m = mean[ch];
     let is = invstd[ch];
+    let gb = clip_affine(ch);
     // (sum g, sum g * xhat) in one pass.
     var acc = vec2<f32>(0.0, 0.0);
     for (var i = lid; i < count; i += WG) {
         let n = i / p.s;
         let idx = (n * p.c + ch) * p.s + (i - n * p.s);
-        let gi = g[idx];
-        acc += vec2<f32>(gi, gi * ((x[idx] - m) * is));
+        let xi = x[idx];
+        let gi = g_at(idx, xi, m, is, gb);
+        acc += vec2<f32>(gi, gi * ((xi - m) * is));
     }
     let sums = workgroup_sum2(lid, acc);
     if (lid == 0u) {
@@ -68,11 +89,13 @@ fn bn_backward_reduce_lanes(
     }
     let m = mean[ch];
     let is = invstd[ch];
+    let gb = clip_affine(ch);
     var acc = vec2<f32>(0.0, 0.0);
     for (var i = 0u; i < p.n; i++) {
         let idx = i * p.c + ch;
-        let gi = g[idx];
-        acc += vec2<f32>(gi, gi * ((x[idx] - m) * is));
+        let xi = x[idx];
+        let gi = g_at(idx, xi, m, is, gb);
+        acc += vec2<f32>(gi, gi * ((xi - m) * is));
     }
     dbeta[ch] = acc.x;
     dgamma[ch] = acc.y;
@@ -91,7 +114,9 @@ fn bn_backward_dx(
     }
     let ch = (idx / p.s) % p.c;
     let is = invstd[ch];
-    let xhat = (x[idx] - mean[ch]) * is;
+    let xi = x[idx];
+    let xhat = (xi - mean[ch]) * is;
     let nf = f32(count);
-    dx[idx] = gamma[ch] * is / nf * (nf * g[idx] - dbeta[ch] - xhat * dgamma[ch]);
+    let gi = g_at(idx, xi, mean[ch], is, clip_affine(ch));
+    dx[idx] = gamma[ch] * is / nf * (nf * gi - dbeta[ch] - xhat * dgamma[ch]);
 }

@@ -8,7 +8,12 @@ struct Params {
     n: u32,
     c: u32,
     s: u32,
-    _pad0: u32,
+    // Non-zero: g is first multiplied by the clipped straight-through
+    // estimator's 1[|z| <= 1] of a sign that followed this batch norm
+    // (z = gamma * (x - mean) * invstd + beta, recomputed here in
+    // bn_apply's order), which then needs no pass of its own; beta is read
+    // from the gamma binding's second half, [C, 2C).
+    ste_clip: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

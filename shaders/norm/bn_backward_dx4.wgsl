@@ -13,6 +13,25 @@
 @group(0) @binding(7) var<storage, read> dbeta: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dx: array<vec4<f32>>;
 
+// g[q], masked by the clipped STE where p.ste_clip != 0 (see
+// bn_backward_common.wgsl); ga, be, m, is: vec4 q's per-channel values.
+fn g_at4(q: u32, xi: vec4<f32>, ga: vec4<f32>, be: vec4<f32>, m: vec4<f32>, is: vec4<f32>) -> vec4<f32> {
+    let gi = g[q];
+    if (p.ste_clip == 0u) {
+        return gi;
+    }
+    let z = ga * (xi - m) * is + be;
+    return select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
+}
+
+// Channel ch's beta (per_channel4) where p.ste_clip != 0, else 0.
+fn beta4(w: u32, ch: u32) -> vec4<f32> {
+    if (p.ste_clip == 0u) {
+        return vec4<f32>(0.0);
+    }
+    return per_channel4(gamma[p.c / 4u + w], ch);
+}
+
 @compute @workgroup_size(WG)
 fn bn_backward_dx4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -27,10 +46,14 @@ fn bn_backward_dx4(
     let ch = channel_of4(q);
     let w = ch >> 2u;
     let is = per_channel4(invstd[w], ch);
-    let xhat = (x[q] - per_channel4(mean[w], ch)) * is;
+    let m = per_channel4(mean[w], ch);
+    let ga = per_channel4(gamma[w], ch);
+    let xi = x[q];
+    let xhat = (xi - m) * is;
     let nf = f32(count);
-    dx[q] = per_channel4(gamma[w], ch) * is / nf
-        * (nf * g[q] - per_channel4(dbeta[w], ch) - xhat * per_channel4(dgamma[w], ch));
+    let gi = g_at4(q, xi, ga, beta4(w, ch), m, is);
+    dx[q] = ga * is / nf
+        * (nf * gi - per_channel4(dbeta[w], ch) - xhat * per_channel4(dgamma[w], ch));
 }
 
 // bn_backward_dx4 over RUN vec4s a lane (see channel4.wgsl).
@@ -55,6 +78,7 @@ fn bn_backward_dx4_runs(
     var ga = vec4<f32>(0.0);
     var db = vec4<f32>(0.0);
     var dg = vec4<f32>(0.0);
+    var be = vec4<f32>(0.0);
     var loaded = false;
     let end = min(q0 + RUN, total);
     for (var q = q0; q < end; q++) {
@@ -70,10 +94,12 @@ fn bn_backward_dx4_runs(
             ga = per_channel4(gamma[w], ch);
             db = per_channel4(dbeta[w], ch);
             dg = per_channel4(dgamma[w], ch);
+            be = beta4(w, ch);
             loaded = true;
         }
-        let xhat = (x[q] - m) * is;
-        dx[q] = ga * is / nf * (nf * g[q] - db - xhat * dg);
+        let xi = x[q];
+        let xhat = (xi - m) * is;
+        dx[q] = ga * is / nf * (nf * g_at4(q, xi, ga, be, m, is) - db - xhat * dg);
         left -= 1u;
     }
 }

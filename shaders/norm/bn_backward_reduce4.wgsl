@@ -6,6 +6,7 @@
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> invstd: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
@@ -24,6 +25,13 @@ fn bn_backward_reduce4(
     }
     let m = vec4<f32>(mean[ch]);
     let is = invstd[ch];
+    // The clipped STE's mask (bn_backward_common.wgsl): z's operands.
+    var ga = 0.0;
+    var be = 0.0;
+    if (p.ste_clip != 0u) {
+        ga = gamma[ch];
+        be = gamma[p.c + ch];
+    }
     let s4 = p.s / 4u;
     var img = lid / s4;
     var off = lid % s4;
@@ -34,9 +42,14 @@ fn bn_backward_reduce4(
     var sum_gx = vec4<f32>(0.0);
     while (img < p.n) {
         let idx = (img * p.c + ch) * s4 + off;
-        let gi = g[idx];
+        let xi = x[idx];
+        var gi = g[idx];
+        if (p.ste_clip != 0u) {
+            let z = ga * (xi - m) * is + be;
+            gi = select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
+        }
         sum_g += gi;
-        sum_gx += gi * ((x[idx] - m) * is);
+        sum_gx += gi * ((xi - m) * is);
         img += step_img;
         off += step_off;
         if (off >= s4) {

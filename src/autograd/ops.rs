@@ -511,11 +511,47 @@ pub fn batch_norm(
         state.running_var,
         state.eps,
         state.momentum,
+        norm::Output::Normalised,
     )?;
     Ok(tape.record(y, &[x, gamma, beta], false, move |gpu, g| {
-        let (dx, dg, db) = norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd)?;
+        let (dx, dg, db) = norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd, None)?;
         Ok(vec![(x, dx), (gamma, dg), (beta, db)])
     }))
+}
+
+/// [`batch_norm`] in training followed by [`sign_ste`], in the passes of
+/// batch norm alone: the forward writes the signs instead of the
+/// normalised values, and the backward recomputes the clipped STE's mask
+/// from x inside batch norm's own two passes. The same values and
+/// gradients as the two ops, one pass over the activations fewer each way.
+/// Returns the signs and the batch statistics `[mean, invstd]` (`[C]` each).
+pub fn batch_norm_sign_ste(
+    tape: &mut Tape,
+    x: Var,
+    gamma: Var,
+    beta: Var,
+    state: BnState,
+) -> Result<(Var, [Tensor; 2]), GpuError> {
+    let gpu = tape.gpu().clone();
+    let xt = tape.value(x).clone();
+    let (gt, bt) = (tape.value(gamma).clone(), tape.value(beta).clone());
+    let (y, mean, invstd) = norm::batch_norm_train(
+        &gpu,
+        &xt,
+        &gt,
+        &bt,
+        state.running_mean,
+        state.running_var,
+        state.eps,
+        state.momentum,
+        norm::Output::Sign,
+    )?;
+    let stats = [mean.clone(), invstd.clone()];
+    let y = tape.record(y, &[x, gamma, beta], true, move |gpu, g| {
+        let (dx, dg, db) = norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd, Some(&bt))?;
+        Ok(vec![(x, dx), (gamma, dg), (beta, db)])
+    });
+    Ok((y, stats))
 }
 
 /// Mean softmax cross-entropy of `logits [N, C]` against `labels` (u32 [N]).

@@ -382,6 +382,12 @@ impl Gpu {
         self.with_encoder(|e| e.clear_buffer(buffer, 0, Some(bytes)));
     }
 
+    /// Copies `bytes` of `src` into `dst` at `dst_offset`, in order with the
+    /// batch's dispatches.
+    pub fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+        self.with_encoder(|e| e.copy_buffer_to_buffer(src, 0, dst, dst_offset, bytes));
+    }
+
     /// Copies `data` into `buffer` in order with the batch's dispatches
     /// (`Queue::write_buffer` would run before the whole batch instead).
     pub fn upload(&self, buffer: &wgpu::Buffer, data: &[u8]) {

@@ -10,6 +10,8 @@ use crate::gpu::{Gpu, GpuError};
 use crate::nn::Model;
 use crate::nn::params::{ParamId, ParamKind, ParamStore};
 use crate::nn::quant::{ActRule, Binarization, WeightRule};
+use crate::ops::metrics::SignInput;
+use crate::tensor::Tensor;
 
 /// ReCU's tau at the first epoch (METHODS.md section 3).
 pub const RECU_TAU_START: f32 = 0.85;
@@ -31,6 +33,10 @@ pub struct Ctx<'a> {
     pub tau: f32,
     /// Counts `act_saturation` in training passes when set.
     pub saturation: Option<&'a crate::nn::saturation::ActSaturation>,
+    /// Batch norm and a clipped-STE sign after it run as one op
+    /// ([`BatchNorm::forward_sign_ste`]) where a model allows, when set (the
+    /// default); tests clear it to compare with the two ops.
+    pub fuse_norm_sign: bool,
     leaves: HashMap<ParamId, Var>,
 }
 
@@ -45,6 +51,7 @@ impl<'a> Ctx<'a> {
             bin: Binarization::default(),
             tau: RECU_TAU_START,
             saturation: None,
+            fuse_norm_sign: true,
             leaves: HashMap::new(),
         }
     }
@@ -82,8 +89,22 @@ impl<'a> Ctx<'a> {
                 self.tape.gpu(),
                 site,
                 self.tape.value(x),
-                bias.map(|b| self.tape.value(b)),
+                bias.map_or(SignInput::Plain, |b| SignInput::Shifted(self.tape.value(b))),
             ),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Ctx::record_saturation`] for a sign fused into the batch norm
+    /// before it: `x` is batch norm's input, `input` how it normalises it.
+    pub fn record_saturation_normalised(
+        &mut self,
+        site: &str,
+        x: &Tensor,
+        input: SignInput,
+    ) -> Result<(), GpuError> {
+        match self.saturation {
+            Some(s) if self.train => s.record(self.tape.gpu(), site, x, input),
             _ => Ok(()),
         }
     }
@@ -360,6 +381,37 @@ impl BatchNorm {
             momentum: ctx.bn_momentum,
         };
         ops::batch_norm(ctx.tape, x, gamma, beta, state, ctx.train)
+    }
+
+    /// [`BatchNorm::forward`] in training, then the sign with the clipped
+    /// STE, in batch norm's passes ([`ops::batch_norm_sign_ste`]); counts
+    /// `act_saturation` at `site` as the two ops would.
+    pub fn forward_sign_ste(&self, ctx: &mut Ctx, x: Var, site: &str) -> Result<Var, GpuError> {
+        let gamma = ctx.param(self.weight);
+        let beta = ctx.param(self.bias);
+        let state = ops::BnState {
+            running_mean: ctx.store.get(self.running_mean),
+            running_var: ctx.store.get(self.running_var),
+            eps: BN_EPS,
+            momentum: ctx.bn_momentum,
+        };
+        let (y, [mean, invstd]) = ops::batch_norm_sign_ste(ctx.tape, x, gamma, beta, state)?;
+        let (xt, gt, bt) = (
+            ctx.tape.value(x).clone(),
+            ctx.tape.value(gamma).clone(),
+            ctx.tape.value(beta).clone(),
+        );
+        ctx.record_saturation_normalised(
+            site,
+            &xt,
+            SignInput::Normalised {
+                mean: &mean,
+                invstd: &invstd,
+                gamma: &gt,
+                beta: &bt,
+            },
+        )?;
+        Ok(y)
     }
 }
 

@@ -134,6 +134,24 @@ fn activate(ctx: &mut Ctx, x: Var, binary: bool, site: &str) -> Result<Var, GpuE
     }
 }
 
+/// Batch norm, then [`activate`]: in a BNN's training pass with the
+/// clipped STE, one op ([`BatchNorm::forward_sign_ste`]) that never stores
+/// the normalised values and needs no activation pass either way (unless
+/// `ctx.fuse_norm_sign` is cleared).
+fn norm_activate(
+    ctx: &mut Ctx,
+    bn: &BatchNorm,
+    x: Var,
+    binary: bool,
+    site: &str,
+) -> Result<Var, GpuError> {
+    if binary && ctx.train && ctx.fuse_norm_sign && ctx.bin.acts == ActRule::ClippedSte {
+        return bn.forward_sign_ste(ctx, x, site);
+    }
+    let h = bn.forward(ctx, x)?;
+    activate(ctx, h, binary, site)
+}
+
 /// `bmlp`: fc1 784->1024 (binary weights, real input), bn1, sign; fc2
 /// 1024->1024, bn2, sign; fc3 1024->10, bn3 on the logits. No biases.
 pub struct Bmlp {
@@ -235,11 +253,9 @@ impl Model for Bmlp {
     }
     fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let h = self.fc1.forward(ctx, x)?;
-        let h = self.bn1.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary, "fc2")?;
+        let h = norm_activate(ctx, &self.bn1, h, self.binary, "fc2")?;
         let h = self.fc2.forward(ctx, h)?;
-        let h = self.bn2.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary, "fc3")?;
+        let h = norm_activate(ctx, &self.bn2, h, self.binary, "fc3")?;
         let h = self.fc3.forward(ctx, h)?;
         self.bn3.forward(ctx, h)
     }
@@ -336,16 +352,13 @@ impl Model for Bcnn {
     fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
         let n = ctx.tape.value(x).shape()[0];
         let h = self.conv1.forward(ctx, x)?;
-        let h = self.bn1.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary, "conv2")?;
+        let h = norm_activate(ctx, &self.bn1, h, self.binary, "conv2")?;
         let h = self.conv2.forward(ctx, h)?;
         let h = ops::max_pool2x2(ctx.tape, h)?;
-        let h = self.bn2.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary, "conv3")?;
+        let h = norm_activate(ctx, &self.bn2, h, self.binary, "conv3")?;
         let h = self.conv3.forward(ctx, h)?;
         let h = ops::max_pool2x2(ctx.tape, h)?;
-        let h = self.bn3.forward(ctx, h)?;
-        let h = activate(ctx, h, self.binary, "fc")?;
+        let h = norm_activate(ctx, &self.bn3, h, self.binary, "fc")?;
         let features = ctx.tape.value(h).shape()[1..].iter().product();
         let h = ops::reshape(ctx.tape, h, &[n, features]);
         let h = self.fc.forward(ctx, h)?;

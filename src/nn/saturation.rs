@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use serde_json::{Map, Value};
 
 use crate::gpu::{Gpu, GpuError};
-use crate::ops::metrics::saturation_accumulate;
+use crate::ops::metrics::{SignInput, saturation_accumulate};
 use crate::tensor::{DType, Tensor};
 
 /// Sites one recorder can count (every model has far fewer).
@@ -35,13 +35,13 @@ impl ActSaturation {
         })
     }
 
-    /// Counts the inputs of one sign (`bias`: RSign's threshold).
+    /// Counts the inputs of one sign: those `input` makes of `x`.
     pub fn record(
         &self,
         gpu: &Gpu,
         site: &str,
         x: &Tensor,
-        bias: Option<&Tensor>,
+        input: SignInput,
     ) -> Result<(), GpuError> {
         let mut sites = self.sites.borrow_mut();
         let slot = match sites.iter().position(|(n, _)| n == site) {
@@ -57,7 +57,7 @@ impl ActSaturation {
             }
         };
         sites[slot].1 += x.numel() as u64;
-        saturation_accumulate(gpu, x, bias, &self.acc.borrow(), slot);
+        saturation_accumulate(gpu, x, input, &self.acc.borrow(), slot);
         Ok(())
     }
 

@@ -69,24 +69,51 @@ const SATURATION: Kernel = kernel!(
     "saturation_accumulate",
     [Read, Read, ReadWrite]
 );
+const SATURATION_BN: Kernel = kernel!(
+    "metrics/saturation.wgsl",
+    "saturation_accumulate_bn",
+    [Read, Read, ReadWrite, Read, Read, Read, Read]
+);
 
-/// `acc[slot] += #{i : abs(x[i] - a[c(i)]) > 1}` as a 64-bit count in two
-/// u32 words (`acc[2 slot]` low, `acc[2 slot + 1]` high). `x` is viewed as
-/// `[N, C, S]` ([`channel_view`](super::reduce::channel_view)); `bias` is
-/// RSign's threshold `a` `[C]`, or none (threshold 0).
-pub fn saturation_accumulate(
-    gpu: &Gpu,
-    x: &Tensor,
-    bias: Option<&Tensor>,
-    acc: &Tensor,
-    slot: usize,
-) {
+/// What a sign's input is, as [`saturation_accumulate`] counts it.
+#[derive(Clone, Copy)]
+pub enum SignInput<'a> {
+    /// `x` itself.
+    Plain,
+    /// `x - a[c]`: RSign's threshold `a` `[C]`.
+    Shifted(&'a Tensor),
+    /// `gamma * (x - mean) * invstd + beta`, each `[C]`: training-mode
+    /// batch norm's output, for a sign fused into it
+    /// (`norm::Output::Sign`), `x` being batch norm's input.
+    Normalised {
+        mean: &'a Tensor,
+        invstd: &'a Tensor,
+        gamma: &'a Tensor,
+        beta: &'a Tensor,
+    },
+}
+
+/// `acc[slot] += #{i : abs(v[i]) > 1}` for the sign input `v` that `input`
+/// makes of `x`, as a 64-bit count in two u32 words (`acc[2 slot]` low,
+/// `acc[2 slot + 1]` high). `x` is viewed as `[N, C, S]`
+/// ([`channel_view`](super::reduce::channel_view)).
+pub fn saturation_accumulate(gpu: &Gpu, x: &Tensor, input: SignInput, acc: &Tensor, slot: usize) {
     let [_, c, s] = super::reduce::channel_view(x.shape());
-    if let Some(b) = bias {
+    let per_channel: Vec<&Tensor> = match input {
+        SignInput::Plain => vec![],
+        SignInput::Shifted(a) => vec![a],
+        SignInput::Normalised {
+            mean,
+            invstd,
+            gamma,
+            beta,
+        } => vec![mean, invstd, gamma, beta],
+    };
+    for t in &per_channel {
         assert_eq!(
-            b.numel(),
+            t.numel(),
             c,
-            "saturation_accumulate: bias {b:?} for x {x:?}"
+            "saturation_accumulate: per-channel {t:?} for x {x:?}"
         );
     }
     assert!(
@@ -98,20 +125,30 @@ pub fn saturation_accumulate(
         c: c as u32,
         s: s as u32,
         slot: slot as u32,
-        has_bias: bias.is_some() as u32,
+        has_bias: matches!(input, SignInput::Shifted(_)) as u32,
         _pad: [0; 3],
     };
-    gpu.launch(
-        &SATURATION,
-        &[("WG", 64.0)],
-        &params,
-        &[
-            x.binding(),
-            bias.map_or(super::unused(x), |b| b.binding()),
-            acc.binding(),
-        ],
-        groups_for(gpu, x.numel().div_ceil(64), 64),
-    );
+    let grid = groups_for(gpu, x.numel().div_ceil(64), 64);
+    match input {
+        SignInput::Normalised { .. } => {
+            let mut bindings = vec![x.binding(), super::unused(x), acc.binding()];
+            bindings.extend(per_channel.iter().map(|t| t.binding()));
+            gpu.launch(&SATURATION_BN, &[("WG", 64.0)], &params, &bindings, grid);
+        }
+        _ => gpu.launch(
+            &SATURATION,
+            &[("WG", 64.0)],
+            &params,
+            &[
+                x.binding(),
+                per_channel
+                    .first()
+                    .map_or(super::unused(x), |a| a.binding()),
+                acc.binding(),
+            ],
+            grid,
+        ),
+    }
 }
 
 /// CPU reference of [`saturation_accumulate`]'s increment: inputs with

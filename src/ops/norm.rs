@@ -44,7 +44,8 @@ struct ApplyParams {
     s: u32,
     stat_is_var: u32,
     eps: f32,
-    _pad: [u32; 3],
+    sign_out: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -53,7 +54,7 @@ struct BackwardParams {
     n: u32,
     c: u32,
     s: u32,
-    _pad: u32,
+    ste_clip: u32,
 }
 
 // Batch norm's statistics kernels: the workgroup tree, their Params and
@@ -301,6 +302,7 @@ fn launch_apply(
     gamma: &Tensor,
     beta: &Tensor,
     eps: f32,
+    output: Output,
 ) -> Result<Tensor, GpuError> {
     let [_, c, s] = channel_dims(x.shape());
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
@@ -311,7 +313,8 @@ fn launch_apply(
         s: s as u32,
         stat_is_var: stat_is_var as u32,
         eps,
-        _pad: [0; 3],
+        sign_out: (output == Output::Sign) as u32,
+        _pad: [0; 2],
     };
     gpu.launch(
         pass.kernel,
@@ -330,6 +333,16 @@ fn launch_apply(
     Ok(y)
 }
 
+/// What the normalising pass writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// `y` itself.
+    Normalised,
+    /// `sign(y)` (+1 where `y >= 0`, else -1, as `act::sign`): batch norm
+    /// and the binary activation after it in one pass, `y` never stored.
+    Sign,
+}
+
 /// Training-mode batch norm, as PyTorch: per channel c over its n = N * S values,
 /// `mean = sum(x) / n`, `var = sum((x - mean)^2) / n` (biased),
 /// `invstd = 1 / sqrt(var + eps)`, `y = gamma * (x - mean) * invstd + beta`.
@@ -337,7 +350,7 @@ fn launch_apply(
 /// `running_mean = (1 - momentum) * running_mean + momentum * mean`,
 /// `running_var = (1 - momentum) * running_var + momentum * var * n / (n - 1)`
 /// (`var` when n = 1). Returns `(y, saved_mean [C], saved_invstd [C])` for
-/// [`batch_norm_backward`].
+/// [`batch_norm_backward`]; `y` is `sign(y)` with [`Output::Sign`].
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train(
     gpu: &Gpu,
@@ -348,6 +361,7 @@ pub fn batch_norm_train(
     running_var: &Tensor,
     eps: f32,
     momentum: f32,
+    output: Output,
 ) -> Result<(Tensor, Tensor, Tensor), GpuError> {
     let [_, c, _] = channel_dims(x.shape());
     check_per_channel(
@@ -376,7 +390,7 @@ pub fn batch_norm_train(
         eps,
         momentum,
     );
-    let y = launch_apply(gpu, x, &mean, &invstd, false, gamma, beta, eps)?;
+    let y = launch_apply(gpu, x, &mean, &invstd, false, gamma, beta, eps, output)?;
     Ok((y, mean, invstd))
 }
 
@@ -402,7 +416,17 @@ pub fn batch_norm_eval(
             ("running_var", running_var),
         ],
     );
-    launch_apply(gpu, x, running_mean, running_var, true, gamma, beta, eps)
+    launch_apply(
+        gpu,
+        x,
+        running_mean,
+        running_var,
+        true,
+        gamma,
+        beta,
+        eps,
+        Output::Normalised,
+    )
 }
 
 /// Batch statistics without normalising (to re-estimate running statistics):
@@ -431,7 +455,10 @@ pub fn batch_norm_stats(gpu: &Gpu, x: &Tensor) -> Result<(Tensor, Tensor), GpuEr
 /// with `xhat = (x - saved_mean) * saved_invstd` and n = N * S per channel:
 /// `dbeta = sum(g)`, `dgamma = sum(g * xhat)`,
 /// `dx = gamma * invstd / n * (n * g - dbeta - xhat * dgamma)`.
-/// Returns `(dx, dgamma [C], dbeta [C])`.
+/// With `ste_clip_beta` = Some(beta), the forward was [`Output::Sign`] with
+/// the clipped straight-through estimator: `g` (the gradient of the signs)
+/// is first multiplied by `1[|y| <= 1]`, y recomputed from x, in the same
+/// passes. Returns `(dx, dgamma [C], dbeta [C])`.
 pub fn batch_norm_backward(
     gpu: &Gpu,
     x: &Tensor,
@@ -439,6 +466,7 @@ pub fn batch_norm_backward(
     gamma: &Tensor,
     saved_mean: &Tensor,
     saved_invstd: &Tensor,
+    ste_clip_beta: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor, Tensor), GpuError> {
     assert_eq!(
         x.shape(),
@@ -466,12 +494,24 @@ pub fn batch_norm_backward(
         n: n as u32,
         c: c as u32,
         s: s as u32,
-        _pad: 0,
+        ste_clip: ste_clip_beta.is_some() as u32,
+    };
+    // The clip reads beta after gamma in one binding: the kernels already
+    // bind eight buffers, the most some adapters allow.
+    let gamma_beta = match ste_clip_beta {
+        Some(beta) => {
+            check_per_channel("batch_norm_backward", c, &[("beta", beta)]);
+            let both = Tensor::empty(gpu, &[2 * c], DType::F32)?;
+            gpu.copy(gamma.buffer(), both.buffer(), 0, gamma.bytes());
+            gpu.copy(beta.buffer(), both.buffer(), gamma.bytes(), beta.bytes());
+            both
+        }
+        None => gamma.clone(),
     };
     let bindings = [
         x.binding(),
         g.binding(),
-        gamma.binding(),
+        gamma_beta.binding(),
         saved_mean.binding(),
         saved_invstd.binding(),
         dgamma.binding(),
@@ -604,6 +644,28 @@ fn backward_f64(
         })
         .collect();
     (dx, dgamma, dbeta)
+}
+
+/// CPU reference of the normalising pass, `gamma * (x - mean) * invstd + beta`
+/// in f64 from given statistics (`[N, C, S]` dims): the values whose signs
+/// [`Output::Sign`] writes and whose `abs <= 1` the backward's clipped
+/// STE keeps.
+pub fn batch_norm_apply_cpu(
+    x: &[f32],
+    dims: [usize; 3],
+    mean: &[f32],
+    invstd: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+) -> Vec<f64> {
+    apply_f64(
+        &to_f64(x),
+        dims,
+        &to_f64(mean),
+        &to_f64(invstd),
+        &to_f64(gamma),
+        &to_f64(beta),
+    )
 }
 
 /// CPU reference of [`batch_norm_train`] (f64 inside) on `x` of dims `[N, C, S]`;
