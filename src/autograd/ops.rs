@@ -502,21 +502,7 @@ pub fn batch_norm(
             panic!("batch_norm in eval mode has no backward")
         }));
     }
-    let (y, mean, invstd) = norm::batch_norm_train(
-        &gpu,
-        &xt,
-        &gt,
-        &bt,
-        state.running_mean,
-        state.running_var,
-        state.eps,
-        state.momentum,
-        norm::Output::Normalised,
-    )?;
-    Ok(tape.record(y, &[x, gamma, beta], false, move |gpu, g| {
-        let (dx, dg, db) = norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd, None)?;
-        Ok(vec![(x, dx), (gamma, dg), (beta, db)])
-    }))
+    Ok(batch_norm_train_op(tape, x, gamma, beta, state, norm::Output::Normalised)?.0)
 }
 
 /// [`batch_norm`] in training followed by [`sign_ste`], in the passes of
@@ -532,6 +518,19 @@ pub fn batch_norm_sign_ste(
     beta: Var,
     state: BnState,
 ) -> Result<(Var, [Tensor; 2]), GpuError> {
+    batch_norm_train_op(tape, x, gamma, beta, state, norm::Output::Sign)
+}
+
+/// Training-mode batch norm writing `output`; with [`norm::Output::Sign`]
+/// the backward is the clipped STE's, then batch norm's.
+fn batch_norm_train_op(
+    tape: &mut Tape,
+    x: Var,
+    gamma: Var,
+    beta: Var,
+    state: BnState,
+    output: norm::Output,
+) -> Result<(Var, [Tensor; 2]), GpuError> {
     let gpu = tape.gpu().clone();
     let xt = tape.value(x).clone();
     let (gt, bt) = (tape.value(gamma).clone(), tape.value(beta).clone());
@@ -544,11 +543,14 @@ pub fn batch_norm_sign_ste(
         state.running_var,
         state.eps,
         state.momentum,
-        norm::Output::Sign,
+        output,
     )?;
     let stats = [mean.clone(), invstd.clone()];
-    let y = tape.record(y, &[x, gamma, beta], true, move |gpu, g| {
-        let (dx, dg, db) = norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd, Some(&bt))?;
+    let signs = output == norm::Output::Sign;
+    let clip = signs.then_some(bt);
+    let y = tape.record(y, &[x, gamma, beta], signs, move |gpu, g| {
+        let (dx, dg, db) =
+            norm::batch_norm_backward(gpu, &xt, g, &gt, &mean, &invstd, clip.as_ref())?;
         Ok(vec![(x, dx), (gamma, dg), (beta, db)])
     });
     Ok((y, stats))

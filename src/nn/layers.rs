@@ -372,6 +372,12 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, ctx: &mut Ctx, x: Var) -> Result<Var, GpuError> {
+        let (gamma, beta, state) = self.operands(ctx);
+        ops::batch_norm(ctx.tape, x, gamma, beta, state, ctx.train)
+    }
+
+    /// Its parameters' tape leaves and its running statistics.
+    fn operands<'a>(&self, ctx: &mut Ctx<'a>) -> (Var, Var, ops::BnState<'a>) {
         let gamma = ctx.param(self.weight);
         let beta = ctx.param(self.bias);
         let state = ops::BnState {
@@ -380,21 +386,14 @@ impl BatchNorm {
             eps: BN_EPS,
             momentum: ctx.bn_momentum,
         };
-        ops::batch_norm(ctx.tape, x, gamma, beta, state, ctx.train)
+        (gamma, beta, state)
     }
 
     /// [`BatchNorm::forward`] in training, then the sign with the clipped
     /// STE, in batch norm's passes ([`ops::batch_norm_sign_ste`]); counts
     /// `act_saturation` at `site` as the two ops would.
     pub fn forward_sign_ste(&self, ctx: &mut Ctx, x: Var, site: &str) -> Result<Var, GpuError> {
-        let gamma = ctx.param(self.weight);
-        let beta = ctx.param(self.bias);
-        let state = ops::BnState {
-            running_mean: ctx.store.get(self.running_mean),
-            running_var: ctx.store.get(self.running_var),
-            eps: BN_EPS,
-            momentum: ctx.bn_momentum,
-        };
+        let (gamma, beta, state) = self.operands(ctx);
         let (y, [mean, invstd]) = ops::batch_norm_sign_ste(ctx.tape, x, gamma, beta, state)?;
         let (xt, gt, bt) = (
             ctx.tape.value(x).clone(),

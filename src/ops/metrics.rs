@@ -60,18 +60,13 @@ struct SaturationParams {
     c: u32,
     s: u32,
     slot: u32,
-    has_bias: u32,
+    input: u32,
     _pad: [u32; 3],
 }
 
 const SATURATION: Kernel = kernel!(
     "metrics/saturation.wgsl",
     "saturation_accumulate",
-    [Read, Read, ReadWrite]
-);
-const SATURATION_BN: Kernel = kernel!(
-    "metrics/saturation.wgsl",
-    "saturation_accumulate_bn",
     [Read, Read, ReadWrite, Read, Read, Read, Read]
 );
 
@@ -125,30 +120,31 @@ pub fn saturation_accumulate(gpu: &Gpu, x: &Tensor, input: SignInput, acc: &Tens
         c: c as u32,
         s: s as u32,
         slot: slot as u32,
-        has_bias: matches!(input, SignInput::Shifted(_)) as u32,
+        input: match input {
+            SignInput::Plain => 0,
+            SignInput::Shifted(_) => 1,
+            SignInput::Normalised { .. } => 2,
+        },
         _pad: [0; 3],
     };
-    let grid = groups_for(gpu, x.numel().div_ceil(64), 64);
-    match input {
-        SignInput::Normalised { .. } => {
-            let mut bindings = vec![x.binding(), super::unused(x), acc.binding()];
-            bindings.extend(per_channel.iter().map(|t| t.binding()));
-            gpu.launch(&SATURATION_BN, &[("WG", 64.0)], &params, &bindings, grid);
-        }
-        _ => gpu.launch(
-            &SATURATION,
-            &[("WG", 64.0)],
-            &params,
-            &[
-                x.binding(),
-                per_channel
-                    .first()
-                    .map_or(super::unused(x), |a| a.binding()),
-                acc.binding(),
-            ],
-            grid,
-        ),
-    }
+    // Bindings 2 and 4-7 hold what `input` reads, x where it reads nothing.
+    let (shift, bn): (&[&Tensor], &[&Tensor]) = match input {
+        SignInput::Shifted(_) => (&per_channel, &[]),
+        _ => (&[], &per_channel),
+    };
+    let mut bindings = vec![
+        x.binding(),
+        shift.first().map_or(super::unused(x), |a| a.binding()),
+        acc.binding(),
+    ];
+    bindings.extend((0..4).map(|i| bn.get(i).map_or(super::unused(x), |t| t.binding())));
+    gpu.launch(
+        &SATURATION,
+        &[("WG", 64.0)],
+        &params,
+        &bindings,
+        groups_for(gpu, x.numel().div_ceil(64), 64),
+    );
 }
 
 /// CPU reference of [`saturation_accumulate`]'s increment: inputs with
