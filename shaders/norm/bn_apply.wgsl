@@ -49,3 +49,47 @@ fn bn_apply(
     let z = gamma[ch] * (x[idx] - mean[ch]) * invstd + beta[ch];
     y[idx] = select(z, select(-1.0, 1.0, z >= 0.0), p.sign_out != 0u);
 }
+
+// bn_apply over RUN elements a lane, for planes of S > 1 values that are
+// not whole vec4s (CPU adapters; channel4.wgsl prepended): a channel's
+// values loaded once per plane a lane meets, not once per value.
+@compute @workgroup_size(WG)
+fn bn_apply_runs1(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i0 = ((wid.x + wid.y * nwg.x) * WG + lid) * RUN;
+    if (i0 >= p.total) {
+        return;
+    }
+    let start = run_start1(i0);
+    var ch = start.x;
+    var left = start.y;
+    var g = 0.0;
+    var m = 0.0;
+    var invstd = 0.0;
+    var b = 0.0;
+    var loaded = false;
+    let end = min(i0 + RUN, p.total);
+    for (var i = i0; i < end; i++) {
+        if (left == 0u) {
+            ch = next_channel(ch);
+            left = p.s;
+            loaded = false;
+        }
+        if (!loaded) {
+            g = gamma[ch];
+            m = mean[ch];
+            invstd = stat[ch];
+            if (p.stat_is_var != 0u) {
+                invstd = 1.0 / sqrt(invstd + p.eps);
+            }
+            b = beta[ch];
+            loaded = true;
+        }
+        let z = g * (x[i] - m) * invstd + b;
+        y[i] = select(z, select(-1.0, 1.0, z >= 0.0), p.sign_out != 0u);
+        left -= 1u;
+    }
+}

@@ -120,3 +120,52 @@ fn bn_backward_dx(
     let gi = g_at(idx, xi, mean[ch], is, clip_affine(ch));
     dx[idx] = gamma[ch] * is / nf * (nf * gi - dbeta[ch] - xhat * dgamma[ch]);
 }
+
+// bn_backward_dx over RUN elements a lane, for planes of S > 1 values that
+// are not whole vec4s (CPU adapters; channel4.wgsl prepended): a channel's
+// values loaded once per plane a lane meets, not once per value.
+@compute @workgroup_size(WG)
+fn bn_backward_dx_runs1(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i0 = ((wid.x + wid.y * nwg.x) * WG + lid) * RUN;
+    let count = p.n * p.s;
+    let total = count * p.c;
+    if (i0 >= total) {
+        return;
+    }
+    let nf = f32(count);
+    let start = run_start1(i0);
+    var ch = start.x;
+    var left = start.y;
+    var is = 0.0;
+    var m = 0.0;
+    var ga = 0.0;
+    var db = 0.0;
+    var dg = 0.0;
+    var gb = vec2<f32>(0.0);
+    var loaded = false;
+    let end = min(i0 + RUN, total);
+    for (var i = i0; i < end; i++) {
+        if (left == 0u) {
+            ch = next_channel(ch);
+            left = p.s;
+            loaded = false;
+        }
+        if (!loaded) {
+            is = invstd[ch];
+            m = mean[ch];
+            ga = gamma[ch];
+            db = dbeta[ch];
+            dg = dgamma[ch];
+            gb = clip_affine(ch);
+            loaded = true;
+        }
+        let xi = x[i];
+        let xhat = (xi - m) * is;
+        dx[i] = ga * is / nf * (nf * g_at(i, xi, m, is, gb) - db - xhat * dg);
+        left -= 1u;
+    }
+}

@@ -1,5 +1,5 @@
 // Prepended to a batch-norm module whose Params has `c` and `s` (x viewed as
-// [N, C, S]), for its four-per-lane entry: vec4 q holds elements 4q .. 4q + 3,
+// [N, C, S]), for its four-per-lane and runs entries: vec4 q holds elements 4q .. 4q + 3,
 // all of one channel when S % 4 == 0, four neighbouring channels when S == 1
 // (the host picks these entries only then, and only when C % 4 == 0, so that
 // the per-channel arrays can be read as vec4s).
@@ -29,6 +29,13 @@ override RUN: u32 = 8u;
 fn run_start(q0: u32) -> vec2<u32> {
     let plane4 = p.s / 4u;
     return vec2<u32>(channel_of4(q0), plane4 - q0 % plane4);
+}
+
+// run_start for the one-element-a-lane *_runs1 entries (planes of S > 1
+// values that are not whole vec4s): element i0's channel, and how many
+// values of its plane are left from i0 on.
+fn run_start1(i0: u32) -> vec2<u32> {
+    return vec2<u32>((i0 / p.s) % p.c, p.s - i0 % p.s);
 }
 
 // The channel after `ch`, wrapping to the next image's first.

@@ -97,8 +97,14 @@ const STATS_LANES: Kernel = stats_kernel!("norm/bn_stats.wgsl", "bn_stats_lanes"
 const STATS_TRAIN4: Kernel = stats_kernel!("norm/bn_stats4.wgsl", "bn_stats_train4");
 const STATS4: Kernel = stats_kernel!("norm/bn_stats4.wgsl", "bn_stats4");
 const APPLY: Kernel = kernel!(
-    "norm/bn_apply.wgsl",
+    ["norm/channel4.wgsl", "norm/bn_apply.wgsl"],
     "bn_apply",
+    [Read, Read, Read, Read, Read, ReadWrite]
+);
+/// [`APPLY`] over runs of values a lane (see [`pass`]).
+const APPLY_RUNS1: Kernel = kernel!(
+    ["norm/channel4.wgsl", "norm/bn_apply.wgsl"],
+    "bn_apply_runs1",
     [Read, Read, Read, Read, Read, ReadWrite]
 );
 /// [`APPLY`] four elements per lane, where [`four_per_lane`] allows.
@@ -114,12 +120,12 @@ const APPLY4_RUNS: Kernel = kernel!(
     [Read, Read, Read, Read, Read, ReadWrite]
 );
 const BACKWARD_REDUCE: Kernel = backward_kernel!(
-    ["norm/bn_backward.wgsl"],
+    ["norm/channel4.wgsl", "norm/bn_backward.wgsl"],
     "bn_backward_reduce",
     [ReadWrite, ReadWrite, ReadWrite]
 );
 const BACKWARD_REDUCE_LANES: Kernel = backward_kernel!(
-    ["norm/bn_backward.wgsl"],
+    ["norm/channel4.wgsl", "norm/bn_backward.wgsl"],
     "bn_backward_reduce_lanes",
     [ReadWrite, ReadWrite, ReadWrite]
 );
@@ -130,8 +136,14 @@ const BACKWARD_REDUCE4: Kernel = backward_kernel!(
     [ReadWrite, ReadWrite, ReadWrite]
 );
 const BACKWARD_DX: Kernel = backward_kernel!(
-    ["norm/bn_backward.wgsl"],
+    ["norm/channel4.wgsl", "norm/bn_backward.wgsl"],
     "bn_backward_dx",
+    [ReadWrite, ReadWrite, ReadWrite]
+);
+/// [`BACKWARD_DX`] over runs of values a lane (see [`pass`]).
+const BACKWARD_DX_RUNS1: Kernel = backward_kernel!(
+    ["norm/channel4.wgsl", "norm/bn_backward.wgsl"],
+    "bn_backward_dx_runs1",
     [ReadWrite, ReadWrite, ReadWrite]
 );
 /// [`BACKWARD_DX`] four elements per lane, where [`four_per_lane`] allows.
@@ -152,9 +164,10 @@ const BACKWARD_DX4_RUNS: Kernel = backward_kernel!(
 const RUN: usize = 8;
 
 /// How an elementwise pass over `[N, C, S]` runs: one element a lane, four
-/// ([`four_per_lane`]), or, on CPU adapters with planes of whole vec4s,
-/// [`RUN`] vec4s a lane, loading a channel's values once per plane instead
-/// of once per vec4 (each lane-varying load runs lane by lane there).
+/// ([`four_per_lane`]), or, on CPU adapters with planes of more than one
+/// value, runs of [`RUN`] vec4s (planes of whole vec4s) or of `4 * RUN`
+/// values a lane, loading a channel's values once per plane instead of once
+/// per vec4 or value (each lane-varying load runs lane by lane there).
 struct Pass {
     kernel: &'static Kernel,
     /// Elements, or vec4s for the four-a-lane kernels (their `total`).
@@ -163,32 +176,44 @@ struct Pass {
     constants: &'static [(&'static str, f64)],
 }
 
-fn pass(
-    gpu: &Gpu,
-    [c, s]: [usize; 2],
-    numel: usize,
-    [one, four, runs]: [&'static Kernel; 3],
-) -> Pass {
+/// The kernels of an elementwise pass: one element a lane, four, runs of
+/// vec4s, runs of elements.
+struct PassKernels {
+    one: &'static Kernel,
+    four: &'static Kernel,
+    runs4: &'static Kernel,
+    runs1: &'static Kernel,
+}
+
+fn pass(gpu: &Gpu, [c, s]: [usize; 2], numel: usize, k: PassKernels) -> Pass {
     const WG: &[(&str, f64)] = &[("WG", 64.0)];
     const WG_RUN: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
+    const WG_RUN1: &[(&str, f64)] = &[("WG", 64.0), ("RUN", 4.0 * RUN as f64)];
     let vec4s = numel / 4;
     if gpu.is_cpu() && four_per_lane(c, s) && s.is_multiple_of(4) {
         Pass {
-            kernel: runs,
+            kernel: k.runs4,
             total: vec4s,
             lanes: vec4s.div_ceil(RUN),
             constants: WG_RUN,
         }
     } else if four_per_lane(c, s) {
         Pass {
-            kernel: four,
+            kernel: k.four,
             total: vec4s,
             lanes: vec4s,
             constants: WG,
         }
+    } else if gpu.is_cpu() && s > 1 {
+        Pass {
+            kernel: k.runs1,
+            total: numel,
+            lanes: numel.div_ceil(4 * RUN),
+            constants: WG_RUN1,
+        }
     } else {
         Pass {
-            kernel: one,
+            kernel: k.one,
             total: numel,
             lanes: numel,
             constants: WG,
@@ -306,7 +331,17 @@ fn launch_apply(
 ) -> Result<Tensor, GpuError> {
     let [_, c, s] = channel_dims(x.shape());
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let pass = pass(gpu, [c, s], x.numel(), [&APPLY, &APPLY4, &APPLY4_RUNS]);
+    let pass = pass(
+        gpu,
+        [c, s],
+        x.numel(),
+        PassKernels {
+            one: &APPLY,
+            four: &APPLY4,
+            runs4: &APPLY4_RUNS,
+            runs1: &APPLY_RUNS1,
+        },
+    );
     let params = ApplyParams {
         total: pass.total as u32,
         c: c as u32,
@@ -544,7 +579,12 @@ pub fn batch_norm_backward(
         gpu,
         [c, s],
         x.numel(),
-        [&BACKWARD_DX, &BACKWARD_DX4, &BACKWARD_DX4_RUNS],
+        PassKernels {
+            one: &BACKWARD_DX,
+            four: &BACKWARD_DX4,
+            runs4: &BACKWARD_DX4_RUNS,
+            runs1: &BACKWARD_DX_RUNS1,
+        },
     );
     gpu.launch(
         dx_pass.kernel,
