@@ -19,7 +19,8 @@ const SHAPES: &[[usize; 4]] = &[
     // too (vec2 rows)
     [2, 3, 6, 10],
     [2, 16, 34, 30],
-    // W % 4 == 0: the forward runs two windows per lane (vec4 rows)
+    // W % 4 == 0: the forward and the backward run two windows per lane
+    // (vec4 rows)
     [1, 1, 2, 4],
     [2, 16, 34, 28],
 ];

@@ -51,6 +51,16 @@ const MAX_POOL_BACKWARD_WINDOWS: Kernel = kernel!(
     "max_pool_backward_windows",
     [Read, Read, ReadWrite]
 );
+/// [`MAX_POOL_BACKWARD_WINDOWS`] two windows per lane on vec4 rows, for
+/// W % 4 == 0 and even H.
+const MAX_POOL_BACKWARD_WINDOWS4: Kernel = kernel!(
+    [
+        "pool/pool_common.wgsl",
+        "pool/max_pool_backward_windows4.wgsl"
+    ],
+    "max_pool_backward_windows4",
+    [Read, Read, ReadWrite]
+);
 const AVG_POOL: Kernel = kernel!(
     ["pool/pool_common.wgsl", "pool/avg_pool.wgsl"],
     "avg_pool_forward",
@@ -130,11 +140,13 @@ pub fn max_pool2x2_backward(
         "max_pool2x2_backward: argmax {argmax:?} for input {input_shape:?}"
     );
     let dx = Tensor::empty(gpu, input_shape, DType::F32)?;
-    // Every element lies in a window when H and W are even: one lane per window.
-    let (kernel, lanes) = if input_shape[2].is_multiple_of(2) && input_shape[3].is_multiple_of(2) {
-        (&MAX_POOL_BACKWARD_WINDOWS, g.numel())
-    } else {
-        (&MAX_POOL_BACKWARD, dx.numel())
+    // Every element lies in a window when H and W are even: one lane per
+    // window, or per two where their rows are whole vec4s (as the forward).
+    let [h, w] = [input_shape[2], input_shape[3]];
+    let (kernel, lanes) = match (h % 2, w % 4) {
+        (0, 0) => (&MAX_POOL_BACKWARD_WINDOWS4, g.numel() / 2),
+        (0, 2) => (&MAX_POOL_BACKWARD_WINDOWS, g.numel()),
+        _ => (&MAX_POOL_BACKWARD, dx.numel()),
     };
     gpu.launch(
         kernel,
