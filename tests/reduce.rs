@@ -39,7 +39,8 @@ fn reduce_rows_matches_cpu() {
     let mut rng = Rng::new(11);
     // One element; one row; odd; rows longer than a workgroup; split in parts.
     // Many short rows take the one-lane-per-row kernel (odd counts, the
-    // longest row it takes, more rows than one workgroup of lanes).
+    // longest row it takes, more rows than one workgroup of lanes), a vec4
+    // per load where rows are whole vec4s.
     for &(r, k) in &[
         (1, 1),
         (1, 7),
@@ -51,6 +52,9 @@ fn reduce_rows_matches_cpu() {
         (131, 33),
         (300, LANES_MAX_COUNT),
         (1024, 1023),
+        // rows of whole vec4s: a vec4 per load
+        (130, 8),
+        (1024, 784),
     ] {
         let x = data(&mut rng, r * k);
         let t = Tensor::from_f32(&gpu, &[r, k], &x).unwrap();

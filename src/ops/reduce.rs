@@ -66,10 +66,20 @@ struct ReduceParams {
     sqrt_out: u32,
 }
 
-const REDUCE: Kernel = kernel!("reduce/reduce.wgsl", "reduce_ncs", [Read, Read, ReadWrite]);
+const REDUCE: Kernel = kernel!(
+    ["reduce/reduce_common.wgsl", "reduce/reduce.wgsl"],
+    "reduce_ncs",
+    [Read, Read, ReadWrite]
+);
 const REDUCE_LANES: Kernel = kernel!(
-    "reduce/reduce.wgsl",
+    ["reduce/reduce_common.wgsl", "reduce/reduce.wgsl"],
     "reduce_ncs_lanes",
+    [Read, Read, ReadWrite]
+);
+/// [`REDUCE_LANES`] a vec4 per load, where S % 4 == 0.
+const REDUCE_LANES4: Kernel = kernel!(
+    ["reduce/reduce_common.wgsl", "reduce/reduce4.wgsl"],
+    "reduce_ncs_lanes4",
     [Read, Read, ReadWrite]
 );
 
@@ -119,8 +129,13 @@ fn reduce_ncs(
             scale,
             sqrt_out: sqrt_out as u32,
         };
+        let kernel = if s.is_multiple_of(4) {
+            &REDUCE_LANES4
+        } else {
+            &REDUCE_LANES
+        };
         gpu.launch(
-            &REDUCE_LANES,
+            kernel,
             &[("WG", LANES_WG as f64)],
             &params,
             &[
