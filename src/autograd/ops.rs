@@ -485,15 +485,12 @@ pub fn batch_norm(
     state: BnState,
     train: bool,
 ) -> Result<Var, GpuError> {
-    let gpu = tape.gpu().clone();
-    let xt = tape.value(x).clone();
-    let (gt, bt) = (tape.value(gamma).clone(), tape.value(beta).clone());
     if !train {
         let y = norm::batch_norm_eval(
-            &gpu,
-            &xt,
-            &gt,
-            &bt,
+            tape.gpu(),
+            tape.value(x),
+            tape.value(gamma),
+            tape.value(beta),
             state.running_mean,
             state.running_var,
             state.eps,

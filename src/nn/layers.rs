@@ -78,27 +78,16 @@ impl<'a> Ctx<'a> {
 
     /// Counts the pre-sign input `x` (minus RSign's threshold `bias`) of the
     /// activation feeding layer `site`, in training passes with a recorder.
-    pub fn record_saturation(
-        &mut self,
-        site: &str,
-        x: Var,
-        bias: Option<Var>,
-    ) -> Result<(), GpuError> {
-        match self.saturation {
-            Some(s) if self.train => s.record(
-                self.tape.gpu(),
-                site,
-                self.tape.value(x),
-                bias.map_or(SignInput::Plain, |b| SignInput::Shifted(self.tape.value(b))),
-            ),
-            _ => Ok(()),
-        }
+    pub fn record_saturation(&self, site: &str, x: Var, bias: Option<Var>) -> Result<(), GpuError> {
+        let input = bias.map_or(SignInput::Plain, |b| SignInput::Shifted(self.tape.value(b)));
+        self.record_saturation_of(site, self.tape.value(x), input)
     }
 
-    /// [`Ctx::record_saturation`] for a sign fused into the batch norm
-    /// before it: `x` is batch norm's input, `input` how it normalises it.
-    pub fn record_saturation_normalised(
-        &mut self,
+    /// [`Ctx::record_saturation`] of the sign input that `input` makes of
+    /// `x` (for a sign fused into the batch norm before it, batch norm's
+    /// input and statistics).
+    pub fn record_saturation_of(
+        &self,
         site: &str,
         x: &Tensor,
         input: SignInput,
@@ -395,21 +384,13 @@ impl BatchNorm {
     pub fn forward_sign_ste(&self, ctx: &mut Ctx, x: Var, site: &str) -> Result<Var, GpuError> {
         let (gamma, beta, state) = self.operands(ctx);
         let (y, [mean, invstd]) = ops::batch_norm_sign_ste(ctx.tape, x, gamma, beta, state)?;
-        let (xt, gt, bt) = (
-            ctx.tape.value(x).clone(),
-            ctx.tape.value(gamma).clone(),
-            ctx.tape.value(beta).clone(),
-        );
-        ctx.record_saturation_normalised(
-            site,
-            &xt,
-            SignInput::Normalised {
-                mean: &mean,
-                invstd: &invstd,
-                gamma: &gt,
-                beta: &bt,
-            },
-        )?;
+        let input = SignInput::Normalised {
+            mean: &mean,
+            invstd: &invstd,
+            gamma: ctx.tape.value(gamma),
+            beta: ctx.tape.value(beta),
+        };
+        ctx.record_saturation_of(site, ctx.tape.value(x), input)?;
         Ok(y)
     }
 }

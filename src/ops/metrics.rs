@@ -94,17 +94,20 @@ pub enum SignInput<'a> {
 /// ([`channel_view`](super::reduce::channel_view)).
 pub fn saturation_accumulate(gpu: &Gpu, x: &Tensor, input: SignInput, acc: &Tensor, slot: usize) {
     let [_, c, s] = super::reduce::channel_view(x.shape());
-    let per_channel: Vec<&Tensor> = match input {
-        SignInput::Plain => vec![],
-        SignInput::Shifted(a) => vec![a],
+    // The kernel's mode, RSign's threshold (binding 2) and batch norm's
+    // mean, invstd, gamma and beta (bindings 4-7); x stands in where a
+    // mode reads nothing.
+    let (mode, shift, bn) = match input {
+        SignInput::Plain => (0, None, None),
+        SignInput::Shifted(a) => (1, Some(a), None),
         SignInput::Normalised {
             mean,
             invstd,
             gamma,
             beta,
-        } => vec![mean, invstd, gamma, beta],
+        } => (2, None, Some([mean, invstd, gamma, beta])),
     };
-    for t in &per_channel {
+    for t in shift.iter().chain(bn.iter().flatten()) {
         assert_eq!(
             t.numel(),
             c,
@@ -120,24 +123,15 @@ pub fn saturation_accumulate(gpu: &Gpu, x: &Tensor, input: SignInput, acc: &Tens
         c: c as u32,
         s: s as u32,
         slot: slot as u32,
-        input: match input {
-            SignInput::Plain => 0,
-            SignInput::Shifted(_) => 1,
-            SignInput::Normalised { .. } => 2,
-        },
+        input: mode,
         _pad: [0; 3],
-    };
-    // Bindings 2 and 4-7 hold what `input` reads, x where it reads nothing.
-    let (shift, bn): (&[&Tensor], &[&Tensor]) = match input {
-        SignInput::Shifted(_) => (&per_channel, &[]),
-        _ => (&[], &per_channel),
     };
     let mut bindings = vec![
         x.binding(),
-        shift.first().map_or(super::unused(x), |a| a.binding()),
+        shift.map_or(super::unused(x), |a| a.binding()),
         acc.binding(),
     ];
-    bindings.extend((0..4).map(|i| bn.get(i).map_or(super::unused(x), |t| t.binding())));
+    bindings.extend(bn.map_or([x; 4], |t| t).iter().map(|t| t.binding()));
     gpu.launch(
         &SATURATION,
         &[("WG", 64.0)],
