@@ -32,12 +32,8 @@ fn im2col_bits(
     let q0 = (i % words) * 32u;
     let pixels = p.images * p.oh * p.ow;
     let n_bits = min(32u, pixels - min(pixels, q0));
-    // Integer division is scalar on a CPU adapter: the pixel's coordinates
-    // are divided out once per word and stepped after that.
-    let plane = p.oh * p.ow;
-    var n = p.n0 + q0 / plane;
-    var oy = (q0 % plane) / p.ow;
-    var ox = q0 % p.ow;
+    // The pixel's coordinates divided out once per word, stepped after that.
+    var at = pixel_at(q0);
     var t = r % taps;
     var c = r / taps;
     if (r >= p.k) {
@@ -48,27 +44,19 @@ fn im2col_bits(
     let kx = t % p.kw;
     var word = 0u;
     for (var b = 0u; b < n_bits; b++) {
-        let iy = i32(oy * p.stride + ky) - i32(p.pad);
-        let ix = i32(ox * p.stride + kx) - i32(p.pad);
+        let iy = i32(at.y * p.stride + ky) - i32(p.pad);
+        let ix = i32(at.z * p.stride + kx) - i32(p.pad);
         let inside = iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w);
         var one = true;
         if (r < p.k) {
             if (inside) {
-                one = x[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)] >= 0.0;
+                one = x[((at.x * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)] >= 0.0;
             }
         } else if (r < p.k + taps) {
             one = !inside;
         }
         word |= u32(one) << b;
-        ox += 1u;
-        if (ox == p.ow) {
-            ox = 0u;
-            oy += 1u;
-            if (oy == p.oh) {
-                oy = 0u;
-                n += 1u;
-            }
-        }
+        at = next_pixel(at);
     }
     bits[i] = word;
 }

@@ -45,22 +45,14 @@ fn im2col_bits_shifted(
     let n_bits = min(32u, pixels - min(pixels, q0));
     var valid = 0u;
     var inside = 0u;
-    var oy = (q0 % plane) / p.ow;
-    var ox = q0 % p.ow;
+    var at = pixel_at(q0);
     for (var b = 0u; b < n_bits; b++) {
-        let iy = i32(oy + ky) - i32(p.pad);
-        let ix = i32(ox + kx) - i32(p.pad);
+        let iy = i32(at.y + ky) - i32(p.pad);
+        let ix = i32(at.z + kx) - i32(p.pad);
         let in_image = iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w);
         valid |= 1u << b;
         inside |= u32(in_image) << b;
-        ox += 1u;
-        if (ox == p.ow) {
-            ox = 0u;
-            oy += 1u;
-            if (oy == p.oh) {
-                oy = 0u;
-            }
-        }
+        at = next_pixel(at);
     }
     let outside = valid & ~inside;
     // The source bit of pixel q is q + d: words w0 and w0 + 1 shifted by sh.

@@ -35,6 +35,26 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
+// Output pixel q of the chunk as (image, row, column): the start of a walk
+// over consecutive pixels that divides once and then steps (next_pixel);
+// an integer division runs lane by lane on a CPU adapter.
+fn pixel_at(q: u32) -> vec3<u32> {
+    let plane = p.oh * p.ow;
+    let s = q % plane;
+    return vec3<u32>(p.n0 + q / plane, s / p.ow, s % p.ow);
+}
+
+// The output pixel after `at`: the next column, row or image.
+fn next_pixel(at: vec3<u32>) -> vec3<u32> {
+    if (at.z + 1u < p.ow) {
+        return vec3<u32>(at.x, at.y, at.z + 1u);
+    }
+    if (at.y + 1u < p.oh) {
+        return vec3<u32>(at.x, at.y + 1u, 0u);
+    }
+    return vec3<u32>(at.x + 1u, 0u, 0u);
+}
+
 // Where in x [N, C, H, W] tap k of output pixel q of the chunk reads, or
 // -1 outside the image (zero padding).
 fn tap_offset(q: u32, k: u32) -> i32 {

@@ -25,26 +25,15 @@ fn im2col_words4(
     let j = r - t * p.cw;
     let ky = t / p.kw;
     let kx = t - ky * p.kw;
-    var n = p.n0 + q0 / plane;
-    let s = q0 % plane;
-    var oy = s / p.ow;
-    var ox = s - oy * p.ow;
+    var at = pixel_at(q0);
     var words = vec4<u32>(select(0xffffffffu, p.last_mask, j + 1u == p.cw));
     for (var e = 0u; e < 4u; e++) {
-        let iy = i32(oy * p.stride + ky) - i32(p.pad);
-        let ix = i32(ox * p.stride + kx) - i32(p.pad);
+        let iy = i32(at.y * p.stride + ky) - i32(p.pad);
+        let ix = i32(at.z * p.stride + kx) - i32(p.pad);
         if (iy >= 0 && ix >= 0 && iy < i32(p.h) && ix < i32(p.w)) {
-            words[e] = x[((n * p.h + u32(iy)) * p.w + u32(ix)) * p.cw + j];
+            words[e] = x[((at.x * p.h + u32(iy)) * p.w + u32(ix)) * p.cw + j];
         }
-        ox += 1u;
-        if (ox == p.ow) {
-            ox = 0u;
-            oy += 1u;
-            if (oy == p.oh) {
-                oy = 0u;
-                n += 1u;
-            }
-        }
+        at = next_pixel(at);
     }
     out4[i4] = words;
 }
