@@ -280,7 +280,7 @@ splice(ROOT / "f32_gemm_nt4.wgsl", [nt4_entry(8), nt4_entry(8, src="ua")])
 splice(ROOT / "f32_gemm_nt4c.wgsl", [nt4_entry(8, side_by_side=True)])
 (ROOT / "f32_gemm_nt4sc.wgsl").write_text(
     appended("f32_gemm_nt4_common.wgsl and f32_gemm_nt4c.wgsl", "Params, bindings and store4c")
-    + nt4_entry(8, subgroups=True, side_by_side=True) + "\n"
+    + nt4_entry(16, subgroups=True, side_by_side=True) + "\n"
 )
 (ROOT / "xnor_gemm_s.wgsl").write_text(
     appended("xnor_gemm_common.wgsl and xnor_gemm.wgsl", "Params, bindings, term4 and store4")

@@ -88,8 +88,8 @@ impl GemmVariant {
                 n.div_ceil(4 * wg as usize) as u32,
                 m.div_ceil(rm as usize) as u32,
             ),
-            GemmVariant::Nt4 { wg } | GemmVariant::Nt4u { wg } | GemmVariant::Nt4s { wg } => {
-                (n.div_ceil(4 * wg as usize) as u32, m.div_ceil(8) as u32)
+            GemmVariant::Nt4 { .. } | GemmVariant::Nt4u { .. } | GemmVariant::Nt4s { .. } => {
+                unreachable!("nt4_launch sizes the nt4 grids (block rows differ by layout)")
             }
         }
     }
@@ -691,6 +691,18 @@ const F32_NT4: Layouts<Kernel> = Layouts {
         [Read, Read, Read, Read, ReadWrite]
     ),
 };
+/// The rows of a register block in each of [`F32_NT4`]'s kernels. The CPU
+/// form with subgroups holds 16: each lane's four columns of b are loaded
+/// once per 16 rows instead of 8, and b's loads are what a CPU adapter pays
+/// for (bmlp's fc1 weight gradient on lavapipe: 37-42 -> 31-33 ms a step).
+const F32_NT4_ROWS: Layouts<usize> = Layouts {
+    strided: 8,
+    strided_s: 8,
+    side: 8,
+    side_s: 16,
+};
+/// The rows of `f32_gemm_nt4u`'s register block.
+const F32_NT4U_ROWS: usize = 8;
 // Binding 1 (the storage `a`) is unused by this entry point: a is `ua`.
 const F32_NT4U: Kernel = kernel!(
     ["gemm/f32_gemm_nt4_common.wgsl", "gemm/f32_gemm_nt4.wgsl"],
@@ -917,9 +929,10 @@ fn nt4_launch(
     let side_by_side = side_by_side_columns(gpu, n, layout.plane, layout.offset);
     let subgroups = matches!(variant, GemmVariant::Nt4s { .. });
     let kernel = F32_NT4.pick(gpu, subgroups, side_by_side);
-    let base = |rows: usize| {
+    let block_rows = *F32_NT4_ROWS.pick(gpu, subgroups, side_by_side);
+    let base = |rows: usize, block_rows: usize| {
         let gx = n.div_ceil(4 * wg as usize) as u32;
-        let groups = gx as u64 * rows.div_ceil(8) as u64;
+        let groups = gx as u64 * rows.div_ceil(block_rows) as u64;
         let params = Nt4Params {
             m: rows as u32,
             n: n as u32,
@@ -954,7 +967,7 @@ fn nt4_launch(
         } else {
             relayout(gpu, a.x, m, a.cols, kp, a.s_r, a.s_k)?
         };
-        let (mut params, groups) = base(m);
+        let (mut params, groups) = base(m, block_rows);
         // A K split (GPUs, long K with few tiles) writes plain row-major
         // partial sums, so only a plain product takes one; 128 vec4 steps =
         // 512 k steps at least per slice.
@@ -993,7 +1006,7 @@ fn nt4_launch(
     )?;
     for j in 0..chunks {
         for r0 in (0..m).step_by(rows) {
-            let (mut params, groups) = base(rows.min(m - r0));
+            let (mut params, groups) = base(rows.min(m - r0), F32_NT4U_ROWS);
             let grid = gpu.grid(groups);
             params.kc4 = kc4.min(k4 - j * kc4) as u32;
             params.a_k4 = kc4 as u32;
