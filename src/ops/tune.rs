@@ -38,9 +38,9 @@ fn cache_path() -> Option<PathBuf> {
 }
 
 /// Part of the cache key: a choice made among older candidate lists (or
-/// older kernels: 3 has the side-by-side columns of CPU adapters) is tuned
-/// again.
-const CANDIDATES_VERSION: &str = "candidates 3";
+/// older kernels: 3 has the side-by-side columns of CPU adapters, 4 their
+/// 16-row f32 blocks) is tuned again.
+const CANDIDATES_VERSION: &str = "candidates 4";
 
 type DiskCache = BTreeMap<String, BTreeMap<String, GemmVariant>>;
 
