@@ -488,8 +488,11 @@ fn direct_one_channel_3x3_convolution_matches_cpu() {
         geom(2, 1, 7, 8, 8, 3, 1, 1),
         geom(3, 1, 6, 6, 4, 3, 1, 0),
         geom(1, 1, 9, 10, 12, 3, 1, 2),
-        // bcnn's conv1: 980 pixel groups, several per weight-gradient lane
+        // bcnn's conv1 on 5 images
         geom(5, 1, 28, 28, 64, 3, 1, 1),
+        // 520 row pairs, several per weight-gradient lane, each image's last
+        // pair one row
+        geom(130, 1, 7, 8, 4, 3, 1, 1),
     ] {
         assert!(applies(&gpu, &g), "{g:?} should run direct");
         let x = rng.vec(numel(g.input_shape()));

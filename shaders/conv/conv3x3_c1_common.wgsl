@@ -16,7 +16,7 @@ struct Params {
     oh: u32,
     ow4: u32,
     pad: u32,
-    // forward: lanes; weights: pixel groups (N * OH * OW4)
+    // forward: lanes; weights: row pairs (N * ceil(OH / 2))
     count: u32,
     // weights: lanes per block of four output channels
     lanes_per_block: u32,

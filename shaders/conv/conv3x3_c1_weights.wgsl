@@ -1,12 +1,15 @@
 // Weight gradient (see conv3x3_c1_common.wgsl), split over the pixels:
 // block b of lanes takes output channels 4b .. 4b + 3 (O % 4 == 0); its lane
-// l sums pixel groups l, l + L, l + 2L, ... (L = lanes_per_block; a group is
-// four pixels of one output row) and writes its 36 partial sums; the host
-// sums the L rows (reduce over the first axis).
+// l takes the output row pairs (oy, oy + 1) l, l + L, l + 2L, ... (L =
+// lanes_per_block), walks each pair four pixels at a time, and writes its 36
+// partial sums; the host sums the L rows (reduce over the first axis). A
+// pair's four input strips serve both rows, and the one division per pair
+// (not per four pixels) keeps lavapipe's lane-by-lane integer divisions out
+// of the inner loop.
 //
 // dy:      f32 [N, O, OH, OW] seen as vec4 (read).
 // partial: f32 [L, O * 9], written here: row l, column co * 9 + ky * 3 + kx.
-// count:   pixel groups, N * OH * OW4.
+// count:   row pairs, N * ceil(OH / 2).
 
 @group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
@@ -31,7 +34,7 @@ fn f32_conv3x3_c1_weights(
     let l = q - b * p.lanes_per_block;
     let co0 = 4u * b;
     let plane = p.oh * p.ow4;
-    let per_image = plane;
+    let pairs = (p.oh + 1u) / 2u;
     // a[t]: channels co0 .. co0 + 3 of tap t = ky * 3 + kx.
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -42,29 +45,41 @@ fn f32_conv3x3_c1_weights(
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
     var a8 = vec4<f32>(0.0);
-    for (var gi = l; gi < p.count; gi += p.lanes_per_block) {
-        let n = gi / per_image;
-        let r = gi - n * per_image;
-        let oy = r / p.ow4;
-        let ox0 = (r - oy * p.ow4) * 4u;
+    for (var pr = l; pr < p.count; pr += p.lanes_per_block) {
+        let n = pr / pairs;
+        let oy = (pr - n * pairs) * 2u;
         let iy = i32(oy) - i32(p.pad);
-        let s0 = strip(n, iy, ox0);
-        let s1 = strip(n, iy + 1, ox0);
-        let s2 = strip(n, iy + 2, ox0);
-        let at = (n * p.o + co0) * plane + r;
-        let g0 = dy[at];
-        let g1 = dy[at + plane];
-        let g2 = dy[at + 2u * plane];
-        let g3 = dy[at + 3u * plane];
-        a0 += taps4(g0, g1, g2, g3, s0.t0);
-        a1 += taps4(g0, g1, g2, g3, s0.t1);
-        a2 += taps4(g0, g1, g2, g3, s0.t2);
-        a3 += taps4(g0, g1, g2, g3, s1.t0);
-        a4 += taps4(g0, g1, g2, g3, s1.t1);
-        a5 += taps4(g0, g1, g2, g3, s1.t2);
-        a6 += taps4(g0, g1, g2, g3, s2.t0);
-        a7 += taps4(g0, g1, g2, g3, s2.t1);
-        a8 += taps4(g0, g1, g2, g3, s2.t2);
+        // The second row's gradients count where the row exists (zeros, not
+        // a product with 0, so no stray value reaches the sums).
+        let second = oy + 1u < p.oh;
+        let row0 = (n * p.o + co0) * plane + oy * p.ow4;
+        let row1 = row0 + select(0u, p.ow4, second);
+        for (var x4 = 0u; x4 < p.ow4; x4++) {
+            let ox0 = x4 * 4u;
+            let s0 = strip(n, iy, ox0);
+            let s1 = strip(n, iy + 1, ox0);
+            let s2 = strip(n, iy + 2, ox0);
+            let s3 = strip(n, iy + 3, ox0);
+            let at = row0 + x4;
+            let g0 = dy[at];
+            let g1 = dy[at + plane];
+            let g2 = dy[at + 2u * plane];
+            let g3 = dy[at + 3u * plane];
+            let bt = row1 + x4;
+            let h0 = select(vec4<f32>(0.0), dy[bt], second);
+            let h1 = select(vec4<f32>(0.0), dy[bt + plane], second);
+            let h2 = select(vec4<f32>(0.0), dy[bt + 2u * plane], second);
+            let h3 = select(vec4<f32>(0.0), dy[bt + 3u * plane], second);
+            a0 += taps4(g0, g1, g2, g3, s0.t0) + taps4(h0, h1, h2, h3, s1.t0);
+            a1 += taps4(g0, g1, g2, g3, s0.t1) + taps4(h0, h1, h2, h3, s1.t1);
+            a2 += taps4(g0, g1, g2, g3, s0.t2) + taps4(h0, h1, h2, h3, s1.t2);
+            a3 += taps4(g0, g1, g2, g3, s1.t0) + taps4(h0, h1, h2, h3, s2.t0);
+            a4 += taps4(g0, g1, g2, g3, s1.t1) + taps4(h0, h1, h2, h3, s2.t1);
+            a5 += taps4(g0, g1, g2, g3, s1.t2) + taps4(h0, h1, h2, h3, s2.t2);
+            a6 += taps4(g0, g1, g2, g3, s2.t0) + taps4(h0, h1, h2, h3, s3.t0);
+            a7 += taps4(g0, g1, g2, g3, s2.t1) + taps4(h0, h1, h2, h3, s3.t1);
+            a8 += taps4(g0, g1, g2, g3, s2.t2) + taps4(h0, h1, h2, h3, s3.t2);
+        }
     }
     let row = l * p.o * 9u;
     for (var c = 0u; c < 4u; c++) {

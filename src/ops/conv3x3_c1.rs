@@ -108,13 +108,13 @@ pub fn backward_weights(
         applies(gpu, &g),
         "conv3x3_c1: geometry {g:?} does not apply"
     );
-    let groups = g.n * g.out_h() * (g.out_w() / 4);
-    let lanes = groups.min(LANES_PER_BLOCK);
+    let pairs = g.n * g.out_h().div_ceil(2);
+    let lanes = pairs.min(LANES_PER_BLOCK);
     let partial = Tensor::empty(gpu, &[lanes, g.o * 9], DType::F32)?;
     gpu.launch(
         &WEIGHTS,
         &[("WG", 64.0)],
-        &params(&g, groups, lanes),
+        &params(&g, pairs, lanes),
         &[x.binding(), dy.binding(), partial.binding()],
         groups_for(gpu, g.o / 4 * lanes, 64),
     );
