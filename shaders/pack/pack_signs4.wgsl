@@ -10,11 +10,7 @@
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
 fn store(row: u32, j: u32, word: u32) {
-    if (p.word_major != 0u) {
-        out[j * p.rows + row] = word;
-    } else {
-        out[row * p.kw + j] = word;
-    }
+    out[select(row * p.kw + j, j * p.rows + row, p.word_major != 0u)] = word;
 }
 
 // Bits 1 where the four values reach THRESH, as bits 0..3.
