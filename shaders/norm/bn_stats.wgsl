@@ -47,21 +47,30 @@ fn bn_stats_train(
     }
 }
 
+// p.n as a loop bound lavapipe cannot fold: wid.z is 0 (grids are 2-D), but
+// with the bound a constant lavapipe unrolls the loop into a larger shader
+// whenever it specializes the kernel on its uniforms, and a shader that grows
+// is specialized again at every dispatch (bmlp-f32 at batch 128: 1.8 ms a
+// dispatch, 35 ms with its shader cache off).
+fn batch_rows(wid: vec3<u32>) -> u32 {
+    return p.n + wid.z;
+}
+
 // S == 1 (a matrix [N, C]): one lane per channel walks the batch, both
 // passes, with no barriers (each costs a switch of every lane on a CPU
 // adapter); neighbouring lanes read neighbouring channels. A running sum
 // rounds worse than the tree, so the second pass also sums the deviations
 // and corrects the mean and the squares with them (the corrected two-pass
 // algorithm).
-fn channel_stats_lane(ch: u32) -> vec2<f32> {
+fn channel_stats_lane(ch: u32, n: u32) -> vec2<f32> {
     var acc = 0.0;
-    for (var i = 0u; i < p.n; i++) {
+    for (var i = 0u; i < n; i++) {
         acc += x[i * p.c + ch];
     }
     let m = acc / f32(p.n);
     var dev = 0.0;
     var sq = 0.0;
-    for (var i = 0u; i < p.n; i++) {
+    for (var i = 0u; i < n; i++) {
         let d = x[i * p.c + ch] - m;
         dev += d;
         sq += d * d;
@@ -77,7 +86,7 @@ fn bn_stats_train_lanes(
 ) {
     let ch = (wid.x + wid.y * nwg.x) * 64u + lid;
     if (ch < p.c) {
-        finish_train(ch, channel_stats_lane(ch));
+        finish_train(ch, channel_stats_lane(ch, batch_rows(wid)));
     }
 }
 
@@ -89,7 +98,7 @@ fn bn_stats_lanes(
 ) {
     let ch = (wid.x + wid.y * nwg.x) * 64u + lid;
     if (ch < p.c) {
-        let st = channel_stats_lane(ch);
+        let st = channel_stats_lane(ch, batch_rows(wid));
         mean[ch] = st.x;
         second[ch] = st.y / f32(p.n);
     }
