@@ -8,10 +8,8 @@ fn store4c(m: u32, n0: u32, acc: vec4<f32>) {
     if (m >= p.m || n0 >= p.n) {
         return;
     }
-    var v = acc;
-    if (p.has_nscale != 0u) {
-        v *= vec4<f32>(kscale[n0], kscale[n0 + 1u], kscale[n0 + 2u], kscale[n0 + 3u]);
-    }
+    let ns = vec4<f32>(kscale[n0], kscale[n0 + 1u], kscale[n0 + 2u], kscale[n0 + 3u]);
+    var v = acc * select(vec4<f32>(1.0), ns, p.has_nscale != 0u);
     let at = ((slice_index * p.m + m) * p.n + n0) / 4u;
     if (p.accumulate != 0u) {
         v += c4[at];
