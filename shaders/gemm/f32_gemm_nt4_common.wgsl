@@ -16,7 +16,9 @@
 //
 // One vec4 load brings four k steps, so a CPU adapter (where each load is
 // the expensive part) does four times the multiply-adds per load of the
-// scalar kernels. The workgroup shares 8 rows of a; each lane holds 4
+// scalar kernels. The workgroup shares 8 rows of a (16 in
+// f32_gemm_nt4sc, the CPU form: b's loads, paid lane by lane, then serve
+// twice the rows); each lane holds 4
 // columns: lane l's column j is n0 + l + j * WG in f32_gemm_nt4.wgsl's
 // kernels, n0 + 4 l + j in f32_gemm_nt4c.wgsl's (which store one vec4 a
 // row where c's layout allows: a CPU adapter stores lane by lane, so four

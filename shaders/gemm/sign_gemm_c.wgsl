@@ -8,6 +8,10 @@ fn store4c(m: u32, n0: u32, acc: vec4<f32>) {
     if (m >= p.m || n0 >= p.n) {
         return;
     }
+    // Loaded and selected rather than branched on: a branch on a uniform
+    // here made lavapipe re-specialize the kernel at every dispatch (the
+    // README's measured figures). The bounds checks clamp the index where
+    // the binding is the k scale or the unused stand-in.
     let ns = vec4<f32>(kscale[n0], kscale[n0 + 1u], kscale[n0 + 2u], kscale[n0 + 3u]);
     var v = acc * select(vec4<f32>(1.0), ns, p.has_nscale != 0u);
     let at = ((slice_index * p.m + m) * p.n + n0) / 4u;

@@ -9,6 +9,8 @@
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
+// A select, not a branch on p.word_major: with four branched stores lavapipe
+// re-specialized the kernel at every dispatch (about 2 ms each).
 fn store(row: u32, j: u32, word: u32) {
     out[select(row * p.kw + j, j * p.rows + row, p.word_major != 0u)] = word;
 }
