@@ -2,7 +2,8 @@
 //! writes every file with its keys and keeps device memory flat from the
 //! first epoch on; checkpoints of trained models round-trip bit for bit and
 //! load strictly; the convolutional models learn a fixed batch; the CLI
-//! rejects unknown config keys and lets flags override the config file.
+//! rejects unknown config keys and lets flags override the config file;
+//! an evaluation batch too large for the adapter runs as smaller batches.
 //!
 //! Runs read a small copy of the data set (a few hundred images, test set
 //! included) so that every epoch's evaluation stays cheap on lavapipe.
@@ -15,13 +16,13 @@ use std::sync::Arc;
 
 use bitprop::Gpu;
 use bitprop::autograd::Tape;
-use bitprop::data::{Batch, Batches};
+use bitprop::data::{Batch, Batches, Dataset};
 use bitprop::nn::{Ctx, Model, build_model};
 use bitprop::optim::{DecayScope, Optimizer, OptimizerConfig, OptimizerKind};
 use bitprop::train::files::{checkpoint_metadata, load_model, save_model};
 use bitprop::train::rerun::{DirState, run_state, train_or_continue};
-use bitprop::train::{TrainConfig, train, train_step, upload};
-use common::{TempDir, fashion_mnist, gpu, small_fashion_mnist};
+use bitprop::train::{TrainConfig, evaluate, train, train_step, upload};
+use common::{Rng, TempDir, fashion_mnist, gpu, small_fashion_mnist};
 
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -579,5 +580,41 @@ fn bench_train_profile_has_kernels_bytes_and_host_time() {
     assert!(
         !err.contains("MB bound/step") && err.contains("host time/step"),
         "{err}"
+    );
+}
+
+/// An evaluation batch whose activations do not fit one storage binding
+/// (bcnn's conv2 output, 401 KB an image: 335 images on lavapipe, whose
+/// bindings hold 128 MiB) runs in smaller batches, with the result of small
+/// batches.
+#[test]
+fn evaluation_shrinks_a_batch_that_does_not_fit_the_adapter() {
+    let gpu = gpu();
+    let mut rng = Rng::new(7);
+    let per_image = 128 * 28 * 28 * 4;
+    let n = gpu.max_binding_bytes() as usize / per_image + 1;
+    let data = Dataset {
+        images: (0..n * 784).map(|_| (rng.next_u64() % 256) as u8).collect(),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        n,
+        rows: 28,
+        cols: 28,
+    };
+    let model = build_model(&gpu, "bcnn", 3).unwrap();
+    let whole = evaluate(&gpu, model.as_ref(), &data, n).unwrap();
+    let small = evaluate(&gpu, model.as_ref(), &data, 100).unwrap();
+    assert!(
+        whole.batch < n && (whole.batch * per_image) as u64 <= gpu.max_binding_bytes(),
+        "evaluated in batches of {}",
+        whole.batch
+    );
+    assert_eq!(small.batch, 100);
+    assert_eq!(whole.acc, small.acc);
+    assert!(
+        (whole.loss - small.loss).abs() < 1e-5 * small.loss.abs().max(1.0),
+        "loss {} in batches of {} vs {} in batches of 100",
+        whole.loss,
+        whole.batch,
+        small.loss
     );
 }

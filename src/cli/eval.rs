@@ -14,7 +14,8 @@ pub struct EvalArgs {
     /// Directory with the Fashion-MNIST IDX files.
     #[arg(long, default_value = crate::data::DEFAULT_FASHION_MNIST_DIR)]
     data: PathBuf,
-    /// Evaluation batch size.
+    /// Evaluation batch size (smaller batches are used where its activations
+    /// do not fit the adapter's storage bindings; the result is the same).
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// Print `{"test_loss": .., "test_acc": ..}` on stdout.
@@ -41,6 +42,12 @@ pub fn run(cli: &Cli, args: &EvalArgs) -> anyhow::Result<()> {
     model.store_mut().recu_tau = ck.metadata.get("recu_tau").and_then(|t| t.parse().ok());
     let (_, test) = crate::data::load_fashion_mnist(&args.data)?;
     let e = crate::train::evaluate(&gpu, model.as_ref(), &test, args.batch)?;
+    if e.batch < args.batch {
+        eprintln!(
+            "note: a batch of {} needs more than one storage binding of this adapter holds; evaluated in batches of {}",
+            args.batch, e.batch
+        );
+    }
     eprintln!(
         "{}: test loss {:.4}, test accuracy {:.4} ({} images)",
         args.checkpoint.display(),

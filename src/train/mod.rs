@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::autograd::{Tape, ops};
 use crate::data::{self, Batches, Dataset};
-use crate::gpu::{Gpu, Readback};
+use crate::gpu::{Gpu, GpuError, Readback};
 use crate::methods::psample::{PeriodicSampling, SamplingConfig};
 use crate::methods::{Method, MethodCtx, Plain};
 use crate::nn::saturation::ActSaturation;
@@ -76,6 +76,9 @@ pub struct Summary {
 pub struct Evaluation {
     pub loss: f64,
     pub acc: f64,
+    /// The batch size used: the one asked for, or the largest whose
+    /// activations fit the adapter's storage bindings.
+    pub batch: usize,
 }
 
 /// Uploads one batch: images `[b, ...shape]` scaled to [-1, 1], labels u32.
@@ -92,7 +95,32 @@ pub fn upload(
 }
 
 /// Evaluates `model` on `ds` in batches of `batch`: mean loss and accuracy.
+/// Where a batch's activations need more than one storage binding of the
+/// adapter holds, smaller batches are used (batch norm evaluates with its
+/// running statistics, so the result does not depend on the batch size):
+/// the tensor that did not fit says by how much.
 pub fn evaluate(
+    gpu: &Arc<Gpu>,
+    model: &dyn Model,
+    ds: &Dataset,
+    batch: usize,
+) -> anyhow::Result<Evaluation> {
+    let mut batch = batch;
+    loop {
+        match evaluate_in_batches(gpu, model, ds, batch) {
+            Err(e) if batch > 1 => match e.downcast_ref::<GpuError>() {
+                Some(GpuError::TooLarge { bytes, limit, .. }) => {
+                    let fits = (batch as u128 * *limit as u128 / (*bytes).max(1) as u128) as usize;
+                    batch = fits.clamp(1, batch - 1);
+                }
+                _ => return Err(e),
+            },
+            r => return r,
+        }
+    }
+}
+
+fn evaluate_in_batches(
     gpu: &Arc<Gpu>,
     model: &dyn Model,
     ds: &Dataset,
@@ -128,6 +156,7 @@ pub fn evaluate(
     Ok(Evaluation {
         loss: loss_sum / n.max(1) as f64,
         acc: correct as f64 / n.max(1) as f64,
+        batch,
     })
 }
 
