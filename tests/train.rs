@@ -618,3 +618,43 @@ fn evaluation_shrinks_a_batch_that_does_not_fit_the_adapter() {
         small.loss
     );
 }
+
+/// A training batch too large for the adapter fails with an error that
+/// names the tensor and the batch that fits it, and no panic.
+#[test]
+fn cli_names_the_batch_that_fits_when_a_training_batch_does_not() {
+    let per_image = 128 * 28 * 28 * 4;
+    let batch = gpu().max_binding_bytes() as usize / per_image + 1;
+    let fits = batch - 1;
+    let tmp = TempDir::new("cli-batch");
+    let data = small_fashion_mnist(tmp.path(), batch, 16);
+    let out_dir = tmp.path().join("run");
+    let out = bitprop_train(&[
+        "--model",
+        "bcnn",
+        "--epochs",
+        "1",
+        "--val",
+        "0",
+        "--batch",
+        &batch.to_string(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the batch cannot fit: {err}");
+    assert!(
+        err.contains(&format!("[{batch}, 128, 28, 28]")),
+        "the error must name the tensor: {err}"
+    );
+    assert!(
+        err.contains(&format!("--batch {fits} or less")),
+        "the error must name the batch that fits: {err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "a panic instead of an error: {err}"
+    );
+}

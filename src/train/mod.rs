@@ -160,6 +160,22 @@ fn evaluate_in_batches(
     })
 }
 
+/// `e`, with the batch size that fits where a tensor of a training batch of
+/// `batch` did not fit one storage binding (a tensor's size is linear in
+/// the batch, so the one that failed says by how much).
+fn batch_too_large(e: anyhow::Error, batch: usize) -> anyhow::Error {
+    match e.downcast_ref::<GpuError>() {
+        Some(GpuError::TooLarge { bytes, limit, .. }) => {
+            let fits = (batch as u128 * *limit as u128 / (*bytes).max(1) as u128) as usize;
+            anyhow::anyhow!(
+                "{e}: a training batch of {batch} is too large for this adapter; \
+                 --batch {fits} or less fits this tensor"
+            )
+        }
+        _ => e,
+    }
+}
+
 /// The optimizer a run configures: Adam's betas (0.9, 0.999) and eps 1e-8.
 pub fn optimizer_config(cfg: &TrainConfig) -> OptimizerConfig {
     OptimizerConfig {
@@ -573,7 +589,8 @@ pub fn train_with(
                 teacher: teacher.as_ref(),
             };
             let (loss, count) =
-                train_step_with(&gpu, model.as_ref(), &mut opt, x, &labels, lr, extras)?;
+                train_step_with(&gpu, model.as_ref(), &mut opt, x, &labels, lr, extras)
+                    .map_err(|e| batch_too_large(e, b.size))?;
             pending.push_back(PendingStep {
                 loss: gpu.read_async(loss.buffer(), 4),
                 correct: gpu.read_async(count.buffer(), 4),
