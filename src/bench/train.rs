@@ -103,7 +103,8 @@ impl Harness {
             host_steps: 0,
         };
         for _ in 0..2 {
-            h.step(gpu)?;
+            h.step(gpu)
+                .map_err(|e| crate::train::batch_too_large(e, batch))?;
         }
         gpu.flush_and_wait();
         (h.host_ms, h.host_steps) = (0.0, 0);

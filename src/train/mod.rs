@@ -163,7 +163,7 @@ fn evaluate_in_batches(
 /// `e`, with the batch size that fits where a tensor of a training batch of
 /// `batch` did not fit one storage binding (a tensor's size is linear in
 /// the batch, so the one that failed says by how much).
-fn batch_too_large(e: anyhow::Error, batch: usize) -> anyhow::Error {
+pub(crate) fn batch_too_large(e: anyhow::Error, batch: usize) -> anyhow::Error {
     match e.downcast_ref::<GpuError>() {
         Some(GpuError::TooLarge { bytes, limit, .. }) => {
             let fits = (batch as u128 * *limit as u128 / (*bytes).max(1) as u128) as usize;
