@@ -329,6 +329,20 @@ fn bitprop_train(args: &[&str]) -> std::process::Output {
         .expect("bitprop runs")
 }
 
+/// Asserts that `bitprop train` failed with an error (no panic) holding
+/// each of `names` (what: the text).
+fn assert_fails_naming(out: &std::process::Output, names: &[(&str, &str)]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "bitprop train must fail: {err}");
+    for (what, text) in names {
+        assert!(err.contains(text), "the error must name {what}: {err}");
+    }
+    assert!(
+        !err.contains("panicked"),
+        "a panic instead of an error: {err}"
+    );
+}
+
 #[test]
 fn cli_rejects_an_unknown_config_key_naming_it() {
     let tmp = TempDir::new("cli-key");
@@ -341,19 +355,9 @@ fn cli_rejects_an_unknown_config_key_naming_it() {
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "an unknown key must fail: {err}");
-    assert!(
-        err.contains("learning_rate"),
-        "the error must name the key: {err}"
-    );
-    assert!(
-        err.contains("run.toml"),
-        "the error must name the file: {err}"
-    );
-    assert!(
-        !err.contains("panicked"),
-        "a panic instead of an error: {err}"
+    assert_fails_naming(
+        &out,
+        &[("the key", "learning_rate"), ("the file", "run.toml")],
     );
     assert!(!out_dir.exists(), "a rejected config must not start a run");
 }
@@ -643,18 +647,11 @@ fn cli_names_the_batch_that_fits_when_a_training_batch_does_not() {
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the batch cannot fit: {err}");
-    assert!(
-        err.contains(&format!("[{batch}, 128, 28, 28]")),
-        "the error must name the tensor: {err}"
-    );
-    assert!(
-        err.contains(&format!("--batch {fits} or less")),
-        "the error must name the batch that fits: {err}"
-    );
-    assert!(
-        !err.contains("panicked"),
-        "a panic instead of an error: {err}"
+    assert_fails_naming(
+        &out,
+        &[
+            ("the tensor", &format!("[{batch}, 128, 28, 28]")),
+            ("the batch that fits", &format!("--batch {fits} or less")),
+        ],
     );
 }
