@@ -108,15 +108,24 @@ pub fn evaluate(
     let mut batch = batch;
     loop {
         match evaluate_in_batches(gpu, model, ds, batch) {
-            Err(e) if batch > 1 => match e.downcast_ref::<GpuError>() {
-                Some(GpuError::TooLarge { bytes, limit, .. }) => {
-                    let fits = (batch as u128 * *limit as u128 / (*bytes).max(1) as u128) as usize;
-                    batch = fits.clamp(1, batch - 1);
-                }
+            Err(e) => match batch_that_fits(&e, batch) {
+                Some(fits) if batch > 1 => batch = fits.clamp(1, batch - 1),
                 _ => return Err(e),
             },
             r => return r,
         }
+    }
+}
+
+/// Where `e` is a tensor of a batch of `batch` that did not fit one storage
+/// binding: the largest batch that fits it (a tensor's size is linear in the
+/// batch, so the one that failed says by how much).
+fn batch_that_fits(e: &anyhow::Error, batch: usize) -> Option<usize> {
+    match e.downcast_ref::<GpuError>() {
+        Some(GpuError::TooLarge { bytes, limit, .. }) => {
+            Some((batch as u128 * *limit as u128 / (*bytes).max(1) as u128) as usize)
+        }
+        _ => None,
     }
 }
 
@@ -161,18 +170,14 @@ fn evaluate_in_batches(
 }
 
 /// `e`, with the batch size that fits where a tensor of a training batch of
-/// `batch` did not fit one storage binding (a tensor's size is linear in
-/// the batch, so the one that failed says by how much).
+/// `batch` did not fit one storage binding.
 pub(crate) fn batch_too_large(e: anyhow::Error, batch: usize) -> anyhow::Error {
-    match e.downcast_ref::<GpuError>() {
-        Some(GpuError::TooLarge { bytes, limit, .. }) => {
-            let fits = (batch as u128 * *limit as u128 / (*bytes).max(1) as u128) as usize;
-            anyhow::anyhow!(
-                "{e}: a training batch of {batch} is too large for this adapter; \
-                 --batch {fits} or less fits this tensor"
-            )
-        }
-        _ => e,
+    match batch_that_fits(&e, batch) {
+        Some(fits) => anyhow::anyhow!(
+            "{e}: a training batch of {batch} is too large for this adapter; \
+             --batch {fits} or less fits this tensor"
+        ),
+        None => e,
     }
 }
 
@@ -522,6 +527,9 @@ pub fn train_with(
         }
     );
 
+    // The evaluation batch that fits, once the first evaluation has found it
+    // (an evaluation retries a batch that does not fit).
+    let mut eval_batch = cfg.eval_batch;
     while state.epoch <= cfg.epochs {
         let epoch = state.epoch;
         method.before_epoch(&mut MethodCtx {
@@ -664,11 +672,14 @@ pub fn train_with(
         bar.finish_and_clear();
 
         let val = if val_set.n > 0 {
-            Some(evaluate(&gpu, model.as_ref(), &val_set, cfg.eval_batch)?)
+            let e = evaluate(&gpu, model.as_ref(), &val_set, eval_batch)?;
+            eval_batch = e.batch;
+            Some(e)
         } else {
             None
         };
-        let test_eval = evaluate(&gpu, model.as_ref(), &test, cfg.eval_batch)?;
+        let test_eval = evaluate(&gpu, model.as_ref(), &test, eval_batch)?;
+        eval_batch = test_eval.batch;
         let sums = state.sums;
         // Before the memory figures, so its temporaries count in every epoch alike.
         let mut extra = weights.end_of_epoch(&gpu, model.as_ref())?;
