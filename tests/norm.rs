@@ -10,6 +10,26 @@ use bitprop::ops::norm::{
 };
 use common::{Rng, assert_close, gpu};
 
+/// `batch_norm_train` with the default eps and momentum.
+fn train(
+    x: &Tensor,
+    [gamma, beta, running_mean, running_var]: [&Tensor; 4],
+    output: Output,
+) -> (Tensor, Tensor, Tensor) {
+    batch_norm_train(
+        &gpu(),
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        BN_EPS,
+        BN_MOMENTUM,
+        output,
+    )
+    .unwrap()
+}
+
 /// [N, C] and [N, C, H, W]: one value per channel (n = 1), batch 1 with S > 1,
 /// one channel, odd sizes, channels of more values than a workgroup has lanes,
 /// and a matrix of more channels than a workgroup has lanes (its reductions
@@ -75,18 +95,8 @@ fn train_forward_and_running_statistics_match_cpu() {
             let what = format!("train {shape:?} step {step}");
             let x = input(&mut rng, shape, 3.0);
             let x_t = Tensor::from_f32(&gpu, shape, &x).unwrap();
-            let (y, mean, invstd) = batch_norm_train(
-                &gpu,
-                &x_t,
-                &gamma_t,
-                &beta_t,
-                &rm_t,
-                &rv_t,
-                BN_EPS,
-                BN_MOMENTUM,
-                Output::Normalised,
-            )
-            .unwrap();
+            let (y, mean, invstd) =
+                train(&x_t, [&gamma_t, &beta_t, &rm_t, &rv_t], Output::Normalised);
             let (want_y, want_mean, want_invstd) = batch_norm_train_cpu(
                 &x,
                 dims,
@@ -187,18 +197,11 @@ fn backward_matches_cpu() {
         let (x_t, gamma_t) = (t(&x, shape), t(&gamma, &[c]));
         let rm_t = Tensor::zeros(&gpu, &[c], bitprop::DType::F32).unwrap();
         let rv_t = t(&vec![1.0; c], &[c]);
-        let (_, mean, invstd) = batch_norm_train(
-            &gpu,
+        let (_, mean, invstd) = train(
             &x_t,
-            &gamma_t,
-            &t(&beta, &[c]),
-            &rm_t,
-            &rv_t,
-            BN_EPS,
-            BN_MOMENTUM,
+            [&gamma_t, &t(&beta, &[c]), &rm_t, &rv_t],
             Output::Normalised,
-        )
-        .unwrap();
+        );
         let (dx, dgamma, dbeta) =
             batch_norm_backward(&gpu, &x_t, &t(&g, shape), &gamma_t, &mean, &invstd, None).unwrap();
         // The reference starts from the device's saved statistics, so this
@@ -261,18 +264,7 @@ fn sign_output_and_clipped_ste_backward_match_cpu() {
         let (x_t, gamma_t, beta_t) = (t(&x, shape), t(&gamma, &[c]), t(&beta, &[c]));
         let rm_t = Tensor::zeros(&gpu, &[c], bitprop::DType::F32).unwrap();
         let rv_t = t(&vec![1.0; c], &[c]);
-        let (y, mean, invstd) = batch_norm_train(
-            &gpu,
-            &x_t,
-            &gamma_t,
-            &beta_t,
-            &rm_t,
-            &rv_t,
-            BN_EPS,
-            BN_MOMENTUM,
-            Output::Sign,
-        )
-        .unwrap();
+        let (y, mean, invstd) = train(&x_t, [&gamma_t, &beta_t, &rm_t, &rv_t], Output::Sign);
         let (mean_v, invstd_v) = (mean.to_f32(&gpu).unwrap(), invstd.to_f32(&gpu).unwrap());
         let z = batch_norm_apply_cpu(&x, dims, &mean_v, &invstd_v, &gamma, &beta);
         for (k, (&got, &zk)) in y.to_f32(&gpu).unwrap().iter().zip(&z).enumerate() {
@@ -391,18 +383,11 @@ fn batch_norm_across_several_dispatch_rows() {
     let t = |v: &[f32], s: &[usize]| Tensor::from_f32(&gpu, s, v).unwrap();
     let (x_t, gamma_t, rm_t, rv_t) = (t(&x, &shape), t(&gamma, &[c]), t(&rm, &[c]), t(&rv, &[c]));
     gpu.set_grid_limit(3);
-    let (y, mean, invstd) = batch_norm_train(
-        &gpu,
+    let (y, mean, invstd) = train(
         &x_t,
-        &gamma_t,
-        &t(&beta, &[c]),
-        &rm_t,
-        &rv_t,
-        BN_EPS,
-        BN_MOMENTUM,
+        [&gamma_t, &t(&beta, &[c]), &rm_t, &rv_t],
         Output::Normalised,
-    )
-    .unwrap();
+    );
     let (dx, dgamma, dbeta) =
         batch_norm_backward(&gpu, &x_t, &t(&g, &shape), &gamma_t, &mean, &invstd, None).unwrap();
     let got: Vec<Vec<f32>> = [&y, &mean, &invstd, &rm_t, &rv_t, &dx, &dgamma, &dbeta]
