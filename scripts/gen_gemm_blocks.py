@@ -197,9 +197,13 @@ def sign_block(name, rm, subgroups, rows, split=False, cols=4, side_by_side=Fals
         L.append(f"        let ks = {rows['scale']('lane')};")
         for i in range(rm):
             L.append(f"        let v{i} = {rows['a'](i, 'lane')} * ks;")
+    # Each k step: the columns' signs as one vector, then one multiply-add
+    # a row (a dot product and an add took five ops for four steps).
+    ws = ", ".join(f"w{j}" for j in range(cols))
+    L.append(f"        let nw = ~vec{cols}<u32>({ws});")
     for t in range(8):
-        for j in range(cols):
-            L.append(f"        let s{j}_{t} = signs4(w{j}, {t}u);")
+        for x in range(4):
+            L.append(f"        let st{x}_{t} = col_signs{cols}(nw, {4 * t + x}u);")
         if not subgroups:
             L.append(f"        let ks{t} = {rows['scale'](f'{t}u')};")
         for i in range(rm):
@@ -207,8 +211,8 @@ def sign_block(name, rm, subgroups, rows, split=False, cols=4, side_by_side=Fals
                 L.append(f"        let a{i}_{t} = subgroupBroadcast(v{i}, {t}u);")
             else:
                 L.append(f"        let a{i}_{t} = {rows['a'](i, f'{t}u')} * ks{t};")
-            dots = ", ".join(f"dot(a{i}_{t}, s{j}_{t})" for j in range(cols))
-            L.append(f"        c{i} += vec{cols}<f32>({dots});")
+            for x, comp in enumerate("xyzw"):
+                L.append(f"        c{i} = fma(vec{cols}<f32>(a{i}_{t}.{comp}), st{x}_{t}, c{i});")
     L.append("    }")
     for i in range(rm):
         L.append(f"    {rows['store'](i)}")
@@ -300,11 +304,11 @@ splice(CONV / "sign_conv_data.wgsl", [sign_conv_entry(8), sign_conv_entry(8, col
     + sign_conv_entry(8, subgroups=True, cols=2) + "\n"
 )
 (ROOT / "sign_gemm_s.wgsl").write_text(
-    appended("sign_gemm_common.wgsl and sign_gemm.wgsl", "Params, bindings, kscale4, signs4 and store4")
+    appended("sign_gemm_common.wgsl and sign_gemm.wgsl", "Params, bindings, kscale4, col_signs4 and store4")
     + sign_entry(8, subgroups=True) + "\n"
 )
 splice(ROOT / "sign_gemm_c.wgsl", [sign_entry(8, side_by_side=True)])
 (ROOT / "sign_gemm_sc.wgsl").write_text(
-    appended("sign_gemm_common.wgsl and sign_gemm_c.wgsl", "Params, bindings, kscale4, signs4 and store4c")
+    appended("sign_gemm_common.wgsl and sign_gemm_c.wgsl", "Params, bindings, kscale4, col_signs4 and store4c")
     + sign_entry(8, subgroups=True, side_by_side=True) + "\n"
 )

@@ -78,8 +78,9 @@ fn kscale4(k0: u32) -> vec4<f32> {
     );
 }
 
-// Bits 4t .. 4t + 3 of `word` as +1 / -1.
-fn signs4(word: u32, t: u32) -> vec4<f32> {
-    let b = (vec4<u32>(word) >> (vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(4u * t))) & vec4<u32>(1u);
-    return vec4<f32>(b) * 2.0 - vec4<f32>(1.0);
+// Bit `b` of each column's word as +1 (set) / -1 (clear), made in the
+// float's bits from the inverted words `nw`: three integer ops a value where
+// a convert and a multiply-add took four.
+fn col_signs4(nw: vec4<u32>, b: u32) -> vec4<f32> {
+    return bitcast<vec4<f32>>(((nw << vec4<u32>(31u - b)) & vec4<u32>(0x80000000u)) | vec4<u32>(0x3f800000u));
 }
