@@ -35,6 +35,46 @@ fn channel_rows4(
     out[i] = v;
 }
 
+// channel_rows4 for CPU adapters: a lane writes RUN consecutive vec4s of a
+// row, dividing once for the first one's (image, offset) and stepping
+// after; lavapipe runs integer divisions lane by lane, and the two a vec4
+// were most of channel_rows4's time.
+override RUN: u32 = 8u;
+
+@compute @workgroup_size(WG)
+fn channel_rows4_runs(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let pp4 = p.pp / 4u;
+    let runs = (pp4 + RUN - 1u) / RUN;
+    let i = index(wid, nwg, lid);
+    if (i >= p.o * runs) {
+        return;
+    }
+    let o = i / runs;
+    let r0 = (i - o * runs) * RUN;
+    let plane4 = p.oh * p.ow / 4u;
+    let pixels4 = p.images * plane4;
+    var img = r0 / plane4;
+    var off = r0 - img * plane4;
+    for (var j = 0u; j < RUN; j++) {
+        let r = r0 + j;
+        if (r < pp4) {
+            var v = vec4<f32>(0.0);
+            if (r < pixels4) {
+                v = x[((p.n0 + img) * p.o + o) * plane4 + off];
+            }
+            out[o * pp4 + r] = v;
+        }
+        off += 1u;
+        let next_image = off == plane4;
+        off = select(off, 0u, next_image);
+        img += select(0u, 1u, next_image);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn pixel_rows4(
     @builtin(workgroup_id) wid: vec3<u32>,

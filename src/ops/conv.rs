@@ -10,7 +10,7 @@ use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
 use super::pack::{BitLayout, PackedBits, last_word_mask};
-use super::{groups_for, unused};
+use super::{RUN, groups_for, unused};
 
 /// The geometry of one conv2d: batch, channels, image, kernel, stride, padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -339,6 +339,12 @@ const FINISH4: Kernel = kernel!(
     "conv_finish4",
     [Read, Read, Read, ReadWrite, ReadWrite]
 );
+/// [`FINISH4`] for CPU adapters: runs of [`RUN`] vec4s a lane.
+const FINISH4_RUNS: Kernel = kernel!(
+    ["conv/binary_conv2d_params.wgsl", "conv/conv_finish4.wgsl"],
+    "conv_finish4_runs",
+    [Read, Read, Read, ReadWrite, ReadWrite]
+);
 
 /// Finishes a binary convolution (zero padding) that an XNOR GEMM wrote
 /// unscaled into `y` `[N, O, OH, OW]` with the taps outside the image read
@@ -370,14 +376,19 @@ pub(crate) fn finish_padded_gemm(
         &bindings,
         groups_for(gpu, g.o * plane, 64),
     );
-    let (finish, lanes) = if plane.is_multiple_of(4) {
-        (&FINISH4, g.n * g.o * plane / 4)
+    let vec4s = g.n * g.o * plane / 4;
+    let wg: &[(&str, f64)] = &[("WG", 64.0)];
+    let wg_run: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
+    let (finish, constants, lanes) = if !plane.is_multiple_of(4) {
+        (&FINISH, wg, g.n * g.o * plane)
+    } else if gpu.is_cpu() {
+        (&FINISH4_RUNS, wg_run, vec4s.div_ceil(RUN))
     } else {
-        (&FINISH, g.n * g.o * plane)
+        (&FINISH4, wg, vec4s)
     };
     gpu.launch(
         finish,
-        &[("WG", 64.0)],
+        constants,
         &params,
         &bindings,
         groups_for(gpu, lanes, 64),

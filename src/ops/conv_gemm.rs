@@ -10,10 +10,10 @@ use crate::tensor::{DType, Tensor};
 
 use super::conv::Conv2dGeom;
 use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout, xnor_gemm_nchw};
-use super::groups_for;
 use super::pack::{BitLayout, PackedBits, last_word_mask, pack_signs};
 use super::sign_gemm::{sign_gemm, sign_gemm_into, sign_gemm_tap_major};
 use super::tune::GemmFamily;
+use super::{RUN, groups_for};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -92,6 +92,8 @@ const CHANNEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "channel_rows");
 const PIXEL_ROWS: Kernel = layout_kernel!("conv/im2col.wgsl", "pixel_rows");
 const COL2IM4: Kernel = layout_kernel!("conv/col2im4.wgsl", "col2im4");
 const CHANNEL_ROWS4: Kernel = layout_kernel!("conv/layout4.wgsl", "channel_rows4");
+/// [`CHANNEL_ROWS4`] for CPU adapters: runs of [`RUN`] vec4s a lane.
+const CHANNEL_ROWS4_RUNS: Kernel = layout_kernel!("conv/layout4.wgsl", "channel_rows4_runs");
 const PIXEL_ROWS4: Kernel = layout_kernel!("conv/layout4.wgsl", "pixel_rows4");
 const IM2COL_BITS: Kernel = layout_kernel!("conv/im2col_bits.wgsl", "im2col_bits");
 const IM2COL_WORDS: Kernel = layout_kernel!("conv/im2col_words.wgsl", "im2col_words");
@@ -213,7 +215,17 @@ fn channel_rows(
     g: &Conv2dGeom,
     pp: usize,
 ) -> Result<Tensor, GpuError> {
-    if planes_of_vec4s(g) {
+    if planes_of_vec4s(g) && gpu.is_cpu() {
+        let out = Tensor::empty(gpu, &[g.o, pp], DType::F32)?;
+        gpu.launch(
+            &CHANNEL_ROWS4_RUNS,
+            &[("WG", 64.0), ("RUN", RUN as f64)],
+            p,
+            &[grad.binding(), out.binding()],
+            groups_for(gpu, g.o * (pp / 4).div_ceil(RUN), 64),
+        );
+        Ok(out)
+    } else if planes_of_vec4s(g) {
         layout(gpu, &CHANNEL_ROWS4, grad, p, &[g.o, pp], g.o * pp / 4)
     } else {
         layout(gpu, &CHANNEL_ROWS, grad, p, &[g.o, pp], g.o * pp)

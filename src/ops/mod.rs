@@ -76,6 +76,12 @@ fn fit_column_lanes(n: usize, wg: u32, row: u32) -> u32 {
         .unwrap_or(wg)
 }
 
+/// Vec4s a lane of the CPU adapters' `*_runs` entries (their WGSL `RUN`,
+/// which the launches set): a lane divides once for its first vec4's
+/// position and steps from there, since lavapipe runs integer divisions
+/// lane by lane.
+pub(crate) const RUN: usize = 8;
+
 /// Workgroups needed to cover `n` invocations in groups of `wg`.
 pub(crate) fn groups_for(gpu: &Gpu, n: usize, wg: u32) -> [u32; 3] {
     gpu.grid((n as u64).div_ceil(wg as u64))

@@ -7,7 +7,7 @@ use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
-use super::groups_for;
+use super::{RUN, groups_for};
 
 /// PyTorch's default `eps`.
 pub const BN_EPS: f32 = 1e-5;
@@ -158,10 +158,6 @@ const BACKWARD_DX4_RUNS: Kernel = backward_kernel!(
     "bn_backward_dx4_runs",
     [Read, Read, ReadWrite]
 );
-
-/// Vec4s a lane of the `*_runs` elementwise entries (channel4.wgsl's RUN,
-/// which the launches set).
-const RUN: usize = 8;
 
 /// How an elementwise pass over `[N, C, S]` runs: one element a lane, four
 /// ([`four_per_lane`]), or, on CPU adapters with planes of more than one
