@@ -241,7 +241,7 @@ def sign_conv_entry(rm=8, subgroups=False, cols=4):
     (shaders/conv/sign_conv_data.wgsl): row i's operand for word w comes
     from source row src{i}, the pixel shifted by the word's tap."""
     rows = {
-        "setup": lambda i: f"let r{i} = pixel(m0 + {i}u);",
+        "setup": lambda i: f"let r{i} = pixel(m0);" if i == 0 else f"let r{i} = next_pixel(r{i - 1});",
         "word": lambda rm: [
             "let t = w / p.words_per_tap;",
             "let o0 = (w - t * p.words_per_tap) * 32u;",

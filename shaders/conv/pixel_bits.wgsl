@@ -21,19 +21,26 @@ fn pixel_bits(
         return;
     }
     let c = i / words;
-    let q0 = (i % words) * 32u;
+    let q0 = (i - c * words) * 32u;
     let plane = p.h * p.w;
     let pixels = p.images * plane;
     var word = 0u;
-    // Four pixels per load: a plane holds whole vec4s, so none straddles images.
+    // Four pixels per load: a plane holds whole vec4s, so none straddles
+    // images. One division for the first pixel's (image, offset), then
+    // steps: lavapipe runs integer divisions lane by lane.
+    var img = q0 / plane;
+    var off = q0 - img * plane;
     for (var j = 0u; j < 8u; j++) {
         let q = q0 + 4u * j;
         if (q < pixels) {
-            let n = p.n0 + q / plane;
-            let v = x[((n * p.c + c) * plane + q % plane) / 4u];
+            let v = x[(((p.n0 + img) * p.c + c) * plane + off) / 4u];
             let b = vec4<u32>(v >= vec4<f32>(0.0)) << vec4<u32>(0u, 1u, 2u, 3u);
             word |= (b.x | b.y | b.z | b.w) << (4u * j);
         }
+        off += 4u;
+        let next_image = off == plane;
+        off = select(off, 0u, next_image);
+        img += select(0u, 1u, next_image);
     }
     stream[i] = word;
 }

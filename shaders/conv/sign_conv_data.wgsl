@@ -73,6 +73,22 @@ fn pixel(m: u32) -> Pixel {
     return Pixel(mm, image, i32(y), i32(s - y * p.w));
 }
 
+// The pixel after `r` (the next column, row or image), or `r` again past
+// the chunk's last pixel, as pixel() clamps: a block's rows step from its
+// first instead of dividing twice each, which lavapipe runs lane by lane.
+fn next_pixel(r: Pixel) -> Pixel {
+    let last = r.m + 1u >= p.m;
+    let wrap_x = r.x + 1 == i32(p.w);
+    let wrap_y = wrap_x && r.y + 1 == i32(p.h);
+    let x = select(r.x + 1, 0, wrap_x);
+    let y = select(select(r.y, r.y + 1, wrap_x), 0, wrap_y);
+    let image = select(r.image, r.image + 1u, wrap_y);
+    if (last) {
+        return r;
+    }
+    return Pixel(r.m + 1u, image, y, x);
+}
+
 // Where row r's operand comes from for tap offset (dy, dx): the source row,
 // or -1 outside the image.
 fn source(r: Pixel, dy: i32, dxx: i32) -> i32 {
@@ -132,14 +148,14 @@ fn sign_conv_data(
     let bn1 = min(n0 + 1u * WG, p.n - 1u) * p.kw;
     let bn2 = min(n0 + 2u * WG, p.n - 1u) * p.kw;
     let bn3 = min(n0 + 3u * WG, p.n - 1u) * p.kw;
-    let r0 = pixel(m0 + 0u);
-    let r1 = pixel(m0 + 1u);
-    let r2 = pixel(m0 + 2u);
-    let r3 = pixel(m0 + 3u);
-    let r4 = pixel(m0 + 4u);
-    let r5 = pixel(m0 + 5u);
-    let r6 = pixel(m0 + 6u);
-    let r7 = pixel(m0 + 7u);
+    let r0 = pixel(m0);
+    let r1 = next_pixel(r0);
+    let r2 = next_pixel(r1);
+    let r3 = next_pixel(r2);
+    let r4 = next_pixel(r3);
+    let r5 = next_pixel(r4);
+    let r6 = next_pixel(r5);
+    let r7 = next_pixel(r6);
     var c0 = vec4<f32>(0.0);
     var c1 = vec4<f32>(0.0);
     var c2 = vec4<f32>(0.0);
@@ -553,14 +569,14 @@ fn sign_conv_data2(
     let n0 = (g % p.groups_x) * WG * 2u + lid;
     let bn0 = min(n0 + 0u * WG, p.n - 1u) * p.kw;
     let bn1 = min(n0 + 1u * WG, p.n - 1u) * p.kw;
-    let r0 = pixel(m0 + 0u);
-    let r1 = pixel(m0 + 1u);
-    let r2 = pixel(m0 + 2u);
-    let r3 = pixel(m0 + 3u);
-    let r4 = pixel(m0 + 4u);
-    let r5 = pixel(m0 + 5u);
-    let r6 = pixel(m0 + 6u);
-    let r7 = pixel(m0 + 7u);
+    let r0 = pixel(m0);
+    let r1 = next_pixel(r0);
+    let r2 = next_pixel(r1);
+    let r3 = next_pixel(r2);
+    let r4 = next_pixel(r3);
+    let r5 = next_pixel(r4);
+    let r6 = next_pixel(r5);
+    let r7 = next_pixel(r6);
     var c0 = vec2<f32>(0.0);
     var c1 = vec2<f32>(0.0);
     var c2 = vec2<f32>(0.0);
