@@ -119,6 +119,8 @@ pub struct Gpu {
     profiler: Mutex<Option<Profiler>>,
     dispatch_total: std::sync::atomic::AtomicU64,
     grid_limit: std::sync::atomic::AtomicU32,
+    /// Set by [`Gpu::use_gpu_forms`]: kernels take their GPU forms here too.
+    gpu_forms: std::sync::atomic::AtomicBool,
     /// Choices made by autotuning (kernel family -> serialized choice).
     pub(crate) tuned: Mutex<std::collections::HashMap<String, String>>,
 }
@@ -178,6 +180,7 @@ impl Gpu {
             profiler: Mutex::new(None),
             dispatch_total: Default::default(),
             grid_limit: std::sync::atomic::AtomicU32::new(u32::MAX),
+            gpu_forms: Default::default(),
             tuned: Mutex::new(std::collections::HashMap::new()),
         }))
     }
@@ -211,6 +214,21 @@ impl Gpu {
     /// and barriers switch lanes; kernel choices that depend on it ask here.
     pub fn is_cpu(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Whether kernels take the forms written for CPU adapters (runs of
+    /// values a lane, whole planes a lane, a lane's columns side by side,
+    /// no K splits): on CPU adapters, unless [`Gpu::use_gpu_forms`] asked
+    /// for the GPU forms.
+    pub fn cpu_forms(&self) -> bool {
+        self.is_cpu() && !self.gpu_forms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes kernels take their GPU forms on this adapter too, so that a
+    /// CPU adapter can test them (the test suite's BITPROP_TEST_GPU_FORMS).
+    pub fn use_gpu_forms(&self, on: bool) {
+        self.gpu_forms
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether kernels may use subgroup operations on subgroups of at least

@@ -381,7 +381,7 @@ pub(crate) fn finish_padded_gemm(
     let wg_run: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
     let (finish, constants, lanes) = if !plane.is_multiple_of(4) {
         (&FINISH, wg, g.n * g.o * plane)
-    } else if gpu.is_cpu() {
+    } else if gpu.cpu_forms() {
         (&FINISH4_RUNS, wg_run, vec4s.div_ceil(RUN))
     } else {
         (&FINISH4, wg, vec4s)

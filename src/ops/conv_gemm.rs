@@ -215,7 +215,7 @@ fn channel_rows(
     g: &Conv2dGeom,
     pp: usize,
 ) -> Result<Tensor, GpuError> {
-    if planes_of_vec4s(g) && gpu.is_cpu() {
+    if planes_of_vec4s(g) && gpu.cpu_forms() {
         let out = Tensor::empty(gpu, &[g.o, pp], DType::F32)?;
         gpu.launch(
             &CHANNEL_ROWS4_RUNS,

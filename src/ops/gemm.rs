@@ -208,7 +208,7 @@ fn xnor_vec4_kernel(gpu: &Gpu, rm: u32, subgroups: bool, side_by_side: bool) -> 
 /// on lavapipe), where `n` and the output's plane and offset keep each
 /// four together and 16-byte aligned.
 pub(crate) fn side_by_side_columns(gpu: &Gpu, n: usize, plane: usize, offset: usize) -> bool {
-    gpu.is_cpu() && [n, plane, offset].iter().all(|v| v.is_multiple_of(4))
+    gpu.cpu_forms() && [n, plane, offset].iter().all(|v| v.is_multiple_of(4))
 }
 
 const XNOR_TILED: Kernel = kernel!(

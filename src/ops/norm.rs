@@ -186,7 +186,7 @@ fn pass(gpu: &Gpu, [c, s]: [usize; 2], numel: usize, k: PassKernels) -> Pass {
     const WG_RUN: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
     const WG_RUN1: &[(&str, f64)] = &[("WG", 64.0), ("RUN", 4.0 * RUN as f64)];
     let vec4s = numel / 4;
-    if gpu.is_cpu() && four_per_lane(c, s) && s.is_multiple_of(4) {
+    if gpu.cpu_forms() && four_per_lane(c, s) && s.is_multiple_of(4) {
         Pass {
             kernel: k.runs4,
             total: vec4s,
@@ -200,7 +200,7 @@ fn pass(gpu: &Gpu, [c, s]: [usize; 2], numel: usize, k: PassKernels) -> Pass {
             lanes: vec4s,
             constants: WG,
         }
-    } else if gpu.is_cpu() && s > 1 {
+    } else if gpu.cpu_forms() && s > 1 {
         Pass {
             kernel: k.runs1,
             total: numel,
@@ -228,7 +228,7 @@ fn four_per_lane(c: usize, s: usize) -> bool {
 /// allows, at most 256 (the shaders' workgroup array), 64 on CPU adapters
 /// where every barrier costs a context switch of the lanes.
 fn reduce_wg(gpu: &Gpu) -> u32 {
-    let cap = if gpu.is_cpu() { 64 } else { 256 };
+    let cap = if gpu.cpu_forms() { 64 } else { 256 };
     let max = gpu
         .limits
         .max_compute_invocations_per_workgroup
@@ -304,7 +304,7 @@ fn launch_stats(
 /// over every row (0.07 ms per call on an H100 for bmlp's [256, 1024]),
 /// where a workgroup per channel takes the rows in parallel.
 fn lanes_per_channel(gpu: &Gpu, s: usize) -> bool {
-    s == 1 && gpu.is_cpu()
+    s == 1 && gpu.cpu_forms()
 }
 
 /// Whether a per-channel reduction (one workgroup per channel) reads a vec4

@@ -118,7 +118,7 @@ fn reduce_ncs(
     };
     let chunk = count.div_ceil(parts).max(1);
     let out = Tensor::empty(gpu, &[c * parts], DType::F32)?;
-    if gpu.is_cpu() && c >= LANES_MIN_CHANNELS && count <= LANES_MAX_COUNT {
+    if gpu.cpu_forms() && c >= LANES_MIN_CHANNELS && count <= LANES_MAX_COUNT {
         let params = ReduceParams {
             n: n as u32,
             c: c as u32,

@@ -51,7 +51,7 @@ pub fn k_slices(gpu: &Gpu, groups: usize, steps: usize, min_steps: usize) -> usi
     if let Some(forced) = FORCED.with(|c| c.get()) {
         return forced;
     }
-    if gpu.is_cpu() || groups >= TARGET_GROUPS / 2 {
+    if gpu.cpu_forms() || groups >= TARGET_GROUPS / 2 {
         return 1;
     }
     TARGET_GROUPS

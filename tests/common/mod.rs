@@ -13,7 +13,11 @@ pub fn gpu() -> Arc<Gpu> {
     static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
     GPU.get_or_init(|| match Gpu::from_env() {
         Ok(g) => {
-            eprintln!("device tests on {}", g.description());
+            // The forms kernels take on GPUs, tested on a CPU adapter (.ci/run).
+            let gpu_forms = std::env::var("BITPROP_TEST_GPU_FORMS").is_ok_and(|v| v == "1");
+            g.use_gpu_forms(gpu_forms);
+            let forms = if gpu_forms { ", GPU forms" } else { "" };
+            eprintln!("device tests on {}{forms}", g.description());
             g
         }
         Err(e) => panic!("device tests need a GPU adapter: {e}"),
