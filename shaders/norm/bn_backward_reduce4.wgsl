@@ -12,6 +12,19 @@
 @group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
 
+// Where each lane's walk goes: whole planes (CPU adapters) or strided
+// vec4s (GPUs); see below.
+override PLANES: bool = false;
+
+// g with the clipped STE's mask applied (ste_clip), else g.
+fn clipped(gi: vec4<f32>, xi: vec4<f32>, m: vec4<f32>, is: f32, ga: f32, be: f32) -> vec4<f32> {
+    if (p.ste_clip == 0u) {
+        return gi;
+    }
+    let z = ga * (xi - m) * is + be;
+    return select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
+}
+
 @compute @workgroup_size(WG)
 fn bn_backward_reduce4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -33,28 +46,43 @@ fn bn_backward_reduce4(
         be = gamma[p.c + ch];
     }
     let s4 = p.s / 4u;
-    var img = lid / s4;
-    var off = lid % s4;
-    let step_img = WG / s4;
-    let step_off = WG % s4;
     // (sum g, sum g * xhat) in one pass.
     var sum_g = vec4<f32>(0.0);
     var sum_gx = vec4<f32>(0.0);
-    while (img < p.n) {
-        let idx = (img * p.c + ch) * s4 + off;
-        let xi = x[idx];
-        var gi = g[idx];
-        if (p.ste_clip != 0u) {
-            let z = ga * (xi - m) * is + be;
-            gi = select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
+    if (PLANES) {
+        // CPU adapters: a lane takes whole planes (images lid, lid + WG,
+        // ...) and walks each with a running index; the strided walk's
+        // index arithmetic and wrap made this pass 4x slower on lavapipe.
+        // The inner bound is kept out of lavapipe's reach (+ wid.z, 0 on a
+        // 2-D grid), which would unroll it and specialize the kernel again
+        // at every dispatch.
+        for (var img = lid; img < p.n; img += WG) {
+            let base = (img * p.c + ch) * s4;
+            for (var off = 0u; off < s4 + wid.z; off++) {
+                let xi = x[base + off];
+                let gi = clipped(g[base + off], xi, m, is, ga, be);
+                sum_g += gi;
+                sum_gx += gi * ((xi - m) * is);
+            }
         }
-        sum_g += gi;
-        sum_gx += gi * ((xi - m) * is);
-        img += step_img;
-        off += step_off;
-        if (off >= s4) {
-            off -= s4;
-            img += 1u;
+    } else {
+        // GPUs: neighbouring lanes read neighbouring vec4s.
+        var img = lid / s4;
+        var off = lid % s4;
+        let step_img = WG / s4;
+        let step_off = WG % s4;
+        while (img < p.n) {
+            let idx = (img * p.c + ch) * s4 + off;
+            let xi = x[idx];
+            let gi = clipped(g[idx], xi, m, is, ga, be);
+            sum_g += gi;
+            sum_gx += gi * ((xi - m) * is);
+            img += step_img;
+            off += step_off;
+            if (off >= s4) {
+                off -= s4;
+                img += 1u;
+            }
         }
     }
     let acc = vec2<f32>(

@@ -12,36 +12,58 @@ fn lane_positions(lid: u32) -> vec4<u32> {
     return vec4<u32>(lid / s4, lid % s4, WG / s4, WG % s4);
 }
 
+// Where each lane's walk goes: whole planes (CPU adapters) or strided
+// vec4s (GPUs); see channel_sum4.
+override PLANES: bool = false;
+
+fn term4(v: vec4<f32>, m: f32, squares: bool) -> vec4<f32> {
+    if (squares) {
+        let d = v - vec4<f32>(m);
+        return d * d;
+    }
+    return v;
+}
+
 // Lane lid's share of channel ch's sum (squares == false) or sum of
 // squared deviations from m (squares == true), uniform across the lanes.
-fn channel_sum4(ch: u32, lid: u32, m: f32, squares: bool) -> f32 {
+fn channel_sum4(ch: u32, lid: u32, m: f32, squares: bool, z: u32) -> f32 {
     let s4 = p.s / 4u;
-    let q = lane_positions(lid);
-    var img = q.x;
-    var off = q.y;
     var acc = vec4<f32>(0.0);
-    while (img < p.n) {
-        let v = x[(img * p.c + ch) * s4 + off];
-        if (squares) {
-            let d = v - vec4<f32>(m);
-            acc += d * d;
-        } else {
-            acc += v;
+    if (PLANES) {
+        // CPU adapters: a lane takes whole planes (images lid, lid + WG,
+        // ...) and walks each with a running index; the strided walk's
+        // index arithmetic and wrap cost lavapipe several times more. The
+        // inner bound is kept out of lavapipe's reach (+ z, wid.z: 0 on a
+        // 2-D grid), which would unroll it and specialize the kernel again
+        // at every dispatch.
+        for (var img = lid; img < p.n; img += WG) {
+            let base = (img * p.c + ch) * s4;
+            for (var off = 0u; off < s4 + z; off++) {
+                acc += term4(x[base + off], m, squares);
+            }
         }
-        img += q.z;
-        off += q.w;
-        if (off >= s4) {
-            off -= s4;
-            img += 1u;
+    } else {
+        // GPUs: neighbouring lanes read neighbouring vec4s.
+        let q = lane_positions(lid);
+        var img = q.x;
+        var off = q.y;
+        while (img < p.n) {
+            acc += term4(x[(img * p.c + ch) * s4 + off], m, squares);
+            img += q.z;
+            off += q.w;
+            if (off >= s4) {
+                off -= s4;
+                img += 1u;
+            }
         }
     }
     return (acc.x + acc.y) + (acc.z + acc.w);
 }
 
 // (mean, sum of squared deviations) of channel ch, in every lane.
-fn channel_stats4(ch: u32, lid: u32) -> vec2<f32> {
-    let m = workgroup_sum(lid, channel_sum4(ch, lid, 0.0, false)) / f32(p.n * p.s);
-    return vec2<f32>(m, workgroup_sum(lid, channel_sum4(ch, lid, m, true)));
+fn channel_stats4(ch: u32, lid: u32, z: u32) -> vec2<f32> {
+    let m = workgroup_sum(lid, channel_sum4(ch, lid, 0.0, false, z)) / f32(p.n * p.s);
+    return vec2<f32>(m, workgroup_sum(lid, channel_sum4(ch, lid, m, true, z)));
 }
 
 @compute @workgroup_size(WG)
@@ -55,7 +77,7 @@ fn bn_stats_train4(
     if (ch >= p.c) {
         return;
     }
-    let st = channel_stats4(ch, lid);
+    let st = channel_stats4(ch, lid, wid.z);
     if (lid == 0u) {
         finish_train(ch, st);
     }
@@ -71,7 +93,7 @@ fn bn_stats4(
     if (ch >= p.c) {
         return;
     }
-    let st = channel_stats4(ch, lid);
+    let st = channel_stats4(ch, lid, wid.z);
     if (lid == 0u) {
         mean[ch] = st.x;
         second[ch] = st.y / f32(p.n * p.s);

@@ -237,6 +237,16 @@ fn reduce_wg(gpu: &Gpu) -> u32 {
     1u32 << max.ilog2()
 }
 
+/// Constants of the vec4 per-channel reductions (bn_stats4.wgsl,
+/// bn_backward_reduce4.wgsl): on CPU adapters each lane walks whole planes
+/// (`PLANES`), 4x faster on lavapipe than the strided walk GPUs coalesce.
+fn reduce4_constants(gpu: &Gpu) -> Vec<(&'static str, f64)> {
+    vec![
+        ("WG", reduce_wg(gpu) as f64),
+        ("PLANES", gpu.cpu_forms() as u32 as f64),
+    ]
+}
+
 fn check_per_channel(what: &str, c: usize, tensors: &[(&str, &Tensor)]) {
     for (name, t) in tensors {
         assert_eq!(
@@ -274,11 +284,12 @@ fn launch_stats(
     // A matrix: one lane per channel (see bn_stats.wgsl); planes of whole
     // vec4s: a vec4 per load.
     let wg = vec![("WG", reduce_wg(gpu) as f64)];
+    let wg4 = reduce4_constants(gpu);
     let (kernel, constants, grid) = match (lanes_per_channel(gpu, s), vec4_per_load(s), train) {
         (true, _, true) => (&STATS_TRAIN_LANES, vec![], groups_for(gpu, c, 64)),
         (true, _, false) => (&STATS_LANES, vec![], groups_for(gpu, c, 64)),
-        (false, true, true) => (&STATS_TRAIN4, wg, gpu.grid(c as u64)),
-        (false, true, false) => (&STATS4, wg, gpu.grid(c as u64)),
+        (false, true, true) => (&STATS_TRAIN4, wg4, gpu.grid(c as u64)),
+        (false, true, false) => (&STATS4, wg4, gpu.grid(c as u64)),
         (false, false, true) => (&STATS_TRAIN, wg, gpu.grid(c as u64)),
         (false, false, false) => (&STATS, wg, gpu.grid(c as u64)),
     };
@@ -558,18 +569,12 @@ pub fn batch_norm_backward(
             groups_for(gpu, c, 64),
         );
     } else {
-        let kernel = if vec4_per_load(s) {
-            &BACKWARD_REDUCE4
+        let (kernel, constants) = if vec4_per_load(s) {
+            (&BACKWARD_REDUCE4, reduce4_constants(gpu))
         } else {
-            &BACKWARD_REDUCE
+            (&BACKWARD_REDUCE, vec![("WG", reduce_wg(gpu) as f64)])
         };
-        gpu.launch(
-            kernel,
-            &[("WG", reduce_wg(gpu) as f64)],
-            &params,
-            &bindings,
-            gpu.grid(c as u64),
-        );
+        gpu.launch(kernel, &constants, &params, &bindings, gpu.grid(c as u64));
     }
     let dx_pass = pass(
         gpu,
