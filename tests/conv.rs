@@ -435,11 +435,15 @@ fn conv_weight_gradient_on_packed_signs_matches_cpu_in_one_and_several_chunks() 
     let mut rng = Rng::new(17);
     // Stride 1, output the input's size, planes of whole vec4s: the tap rows
     // are shifts of the input's pixel bits (im2col_bits_shifted.wgsl); images
-    // that start mid-word, 1x1, 5x5 with pad 2 (shifts of two rows).
+    // that start mid-word, 1x1, 5x5 with pad 2 (shifts of two rows), 8x8
+    // planes (images in whole words), and 1,024 pixels, which GPUs split
+    // along K.
     let shifted = [
         geom(2, 33, 8, 6, 5, 3, 1, 1),
         geom(3, 4, 4, 4, 3, 1, 1, 0),
         geom(2, 3, 6, 10, 4, 5, 1, 2),
+        geom(3, 4, 8, 8, 5, 3, 1, 1),
+        geom(16, 4, 8, 8, 5, 3, 1, 1),
     ];
     in_one_and_several_chunks(|chunk_bytes| {
         for g in geoms().into_iter().chain(shifted) {
