@@ -1,5 +1,6 @@
 """PyTorch's training-step speed for bmlp and bcnn and their f32 twins, the
-reference beside `bitprop bench train` on a CUDA GPU.
+reference beside `bitprop bench train` on a CUDA GPU, or with --cpu on the
+CPU (two threads, as lavapipe has on the machines here).
 
 The same layer shapes as bitprop's models (no biases, batch norm after every
 layer, sign activations with the straight-through estimator clipped to
@@ -7,17 +8,24 @@ layer, sign activations with the straight-through estimator clipped to
 lr 1e-3), with binarization simulated in float as the papers' code does:
 the work per step matches, not every detail of the recipe. fp32 with TF32
 off, eager mode, synthetic batches (bmlp 256, bcnn 128), 5 warm-up steps,
-then the mean of 200 (bmlp) or 100 (bcnn) steps between two synchronizations.
-Prints one JSON line per model, then a summary line.
+then the mean of 200 (bmlp) or 100 (bcnn) steps between two synchronizations
+(on the CPU 50 and 10). Prints one JSON line per model, then a summary line.
 
-Run: python3 benches/torch_reference.py
+Run: python3 benches/torch_reference.py [--cpu]
 """
-import json, sys, time
+import json, platform, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
-dev = "cuda"
+cpu = "--cpu" in sys.argv[1:]
+dev = "cpu" if cpu else "cuda"
+if cpu:
+    torch.set_num_threads(2)
+
+def sync():
+    if not cpu:
+        torch.cuda.synchronize()
 
 def sign_ste(x):
     h = F.hardtanh(x)
@@ -65,15 +73,17 @@ def bench(name, model, batch, steps):
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(m(x), y).backward(); opt.step()
     for _ in range(5): step()
-    torch.cuda.synchronize()
+    sync()
     t = time.perf_counter()
     for _ in range(steps): step()
-    torch.cuda.synchronize()
+    sync()
     ms = (time.perf_counter() - t) * 1e3 / steps
     r = {"model": name, "batch": batch, "step_ms": ms, "samples_per_s": batch / (ms / 1e3)}
     print(json.dumps(r)); sys.stdout.flush()
     return r
 
-out = [bench("bmlp", Bmlp(True), 256, 200), bench("bmlp-f32", Bmlp(False), 256, 200),
-       bench("bcnn", Bcnn(True), 128, 100), bench("bcnn-f32", Bcnn(False), 128, 100)]
-print(json.dumps({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "runs": out}))
+mlp_steps, cnn_steps = (50, 10) if cpu else (200, 100)
+out = [bench("bmlp", Bmlp(True), 256, mlp_steps), bench("bmlp-f32", Bmlp(False), 256, mlp_steps),
+       bench("bcnn", Bcnn(True), 128, cnn_steps), bench("bcnn-f32", Bcnn(False), 128, cnn_steps)]
+device = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if cpu else torch.cuda.get_device_name()
+print(json.dumps({"torch": torch.__version__, "device": device, "runs": out}))
