@@ -20,3 +20,13 @@ struct Params {
 
 // For the reductions a power of two, at most MAX_WG (reduce/workgroup_sum.wgsl).
 override WG: u32 = 64u;
+
+// gi masked by the clipped STE's 1[|z| <= 1] where p.ste_clip != 0, z
+// recomputed from xi in bn_apply's order; else gi.
+fn clip4(gi: vec4<f32>, xi: vec4<f32>, ga: vec4<f32>, be: vec4<f32>, m: vec4<f32>, is: vec4<f32>) -> vec4<f32> {
+    if (p.ste_clip == 0u) {
+        return gi;
+    }
+    let z = ga * (xi - m) * is + be;
+    return select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
+}

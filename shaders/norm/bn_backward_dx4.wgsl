@@ -16,12 +16,7 @@
 // g[q], masked by the clipped STE where p.ste_clip != 0 (see
 // bn_backward_common.wgsl); ga, be, m, is: vec4 q's per-channel values.
 fn g_at4(q: u32, xi: vec4<f32>, ga: vec4<f32>, be: vec4<f32>, m: vec4<f32>, is: vec4<f32>) -> vec4<f32> {
-    let gi = g[q];
-    if (p.ste_clip == 0u) {
-        return gi;
-    }
-    let z = ga * (xi - m) * is + be;
-    return select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
+    return clip4(g[q], xi, ga, be, m, is);
 }
 
 // Channel ch's beta (per_channel4) where p.ste_clip != 0, else 0.

@@ -16,15 +16,6 @@
 // vec4s (GPUs); see below.
 override PLANES: bool = false;
 
-// g with the clipped STE's mask applied (ste_clip), else g.
-fn clipped(gi: vec4<f32>, xi: vec4<f32>, m: vec4<f32>, is: f32, ga: f32, be: f32) -> vec4<f32> {
-    if (p.ste_clip == 0u) {
-        return gi;
-    }
-    let z = ga * (xi - m) * is + be;
-    return select(vec4<f32>(0.0), gi, abs(z) <= vec4<f32>(1.0));
-}
-
 @compute @workgroup_size(WG)
 fn bn_backward_reduce4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -37,13 +28,13 @@ fn bn_backward_reduce4(
         return;
     }
     let m = vec4<f32>(mean[ch]);
-    let is = invstd[ch];
+    let is = vec4<f32>(invstd[ch]);
     // The clipped STE's mask (bn_backward_common.wgsl): z's operands.
-    var ga = 0.0;
-    var be = 0.0;
+    var ga = vec4<f32>(0.0);
+    var be = vec4<f32>(0.0);
     if (p.ste_clip != 0u) {
-        ga = gamma[ch];
-        be = gamma[p.c + ch];
+        ga = vec4<f32>(gamma[ch]);
+        be = vec4<f32>(gamma[p.c + ch]);
     }
     let s4 = p.s / 4u;
     // (sum g, sum g * xhat) in one pass.
@@ -60,7 +51,7 @@ fn bn_backward_reduce4(
             let base = (img * p.c + ch) * s4;
             for (var off = 0u; off < s4 + wid.z; off++) {
                 let xi = x[base + off];
-                let gi = clipped(g[base + off], xi, m, is, ga, be);
+                let gi = clip4(g[base + off], xi, ga, be, m, is);
                 sum_g += gi;
                 sum_gx += gi * ((xi - m) * is);
             }
@@ -74,7 +65,7 @@ fn bn_backward_reduce4(
         while (img < p.n) {
             let idx = (img * p.c + ch) * s4 + off;
             let xi = x[idx];
-            let gi = clipped(g[idx], xi, m, is, ga, be);
+            let gi = clip4(g[idx], xi, ga, be, m, is);
             sum_g += gi;
             sum_gx += gi * ((xi - m) * is);
             img += step_img;
