@@ -10,7 +10,7 @@ use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
 use super::pack::{BitLayout, PackedBits, last_word_mask};
-use super::{RUN, groups_for, unused};
+use super::{RUN, WG_RUN, groups_for, unused};
 
 /// The geometry of one conv2d: batch, channels, image, kernel, stride, padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -378,11 +378,10 @@ pub(crate) fn finish_padded_gemm(
     );
     let vec4s = g.n * g.o * plane / 4;
     let wg: &[(&str, f64)] = &[("WG", 64.0)];
-    let wg_run: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
     let (finish, constants, lanes) = if !plane.is_multiple_of(4) {
         (&FINISH, wg, g.n * g.o * plane)
     } else if gpu.cpu_forms() {
-        (&FINISH4_RUNS, wg_run, vec4s.div_ceil(RUN))
+        (&FINISH4_RUNS, WG_RUN, vec4s.div_ceil(RUN))
     } else {
         (&FINISH4, wg, vec4s)
     };

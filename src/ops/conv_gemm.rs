@@ -13,7 +13,7 @@ use super::gemm::{Epilogue, GemmVariant, OutLayout, nt4_gemm, relayout, xnor_gem
 use super::pack::{BitLayout, PackedBits, last_word_mask, pack_signs};
 use super::sign_gemm::{sign_gemm, sign_gemm_into, sign_gemm_tap_major};
 use super::tune::GemmFamily;
-use super::{RUN, groups_for};
+use super::{RUN, WG_RUN, groups_for};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -219,7 +219,7 @@ fn channel_rows(
         let out = Tensor::empty(gpu, &[g.o, pp], DType::F32)?;
         gpu.launch(
             &CHANNEL_ROWS4_RUNS,
-            &[("WG", 64.0), ("RUN", RUN as f64)],
+            WG_RUN,
             p,
             &[grad.binding(), out.binding()],
             groups_for(gpu, g.o * (pp / 4).div_ceil(RUN), 64),

@@ -82,6 +82,9 @@ fn fit_column_lanes(n: usize, wg: u32, row: u32) -> u32 {
 /// lane by lane.
 pub(crate) const RUN: usize = 8;
 
+/// The constants of a 64-lane launch of a `*_runs` entry.
+pub(crate) const WG_RUN: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
+
 /// Workgroups needed to cover `n` invocations in groups of `wg`.
 pub(crate) fn groups_for(gpu: &Gpu, n: usize, wg: u32) -> [u32; 3] {
     gpu.grid((n as u64).div_ceil(wg as u64))

@@ -7,7 +7,7 @@ use crate::gpu::{Gpu, GpuError, Kernel};
 use crate::kernel;
 use crate::tensor::{DType, Tensor};
 
-use super::{RUN, groups_for};
+use super::{RUN, WG_RUN, groups_for};
 
 /// PyTorch's default `eps`.
 pub const BN_EPS: f32 = 1e-5;
@@ -183,7 +183,6 @@ struct PassKernels {
 
 fn pass(gpu: &Gpu, [c, s]: [usize; 2], numel: usize, k: PassKernels) -> Pass {
     const WG: &[(&str, f64)] = &[("WG", 64.0)];
-    const WG_RUN: &[(&str, f64)] = &[("WG", 64.0), ("RUN", RUN as f64)];
     const WG_RUN1: &[(&str, f64)] = &[("WG", 64.0), ("RUN", 4.0 * RUN as f64)];
     let vec4s = numel / 4;
     if gpu.cpu_forms() && four_per_lane(c, s) && s.is_multiple_of(4) {
